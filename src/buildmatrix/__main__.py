@@ -1,0 +1,3 @@
+from buildmatrix.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The one wrapper every external command goes through.
+
+It echoes the command (shell-quoted, for copy-paste), finds the executable
+first so a missing tool is a clear message rather than a traceback, never uses
+a shell, and on failure shows what the command printed on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Literal, overload
+
+from buildmatrix.errors import CommandFailedError, ToolMissingError
+
+__all__ = ["call", "format_command", "which"]
+
+# What to install when a tool is missing; the key is the executable name.
+INSTALL_HINTS: dict[str, str] = {
+    "buildah": "install it with `apt-get install buildah` (Debian/Ubuntu)",
+    "docker": "install Docker with the buildx plugin, or use --engine buildah",
+    "gcc": "install a C compiler (`apt-get install gcc` or `build-essential`)",
+    "auditwheel": "`pip install auditwheel`",
+    "cibuildwheel": "`pip install cibuildwheel`",
+    "git": "`apt-get install git`",
+}
+
+
+def format_command(args: Sequence[str | os.PathLike[str]]) -> str:
+    return shlex.join(str(a) for a in args)
+
+
+def which(program: str) -> str:
+    found = shutil.which(program)
+    if found is None:
+        hint = INSTALL_HINTS.get(program, f"install `{program}` and put it on PATH")
+        msg = f"`{program}` was not found on PATH: {hint}"
+        raise ToolMissingError(msg)
+    return found
+
+
+@overload
+def call(
+    *args: str | os.PathLike[str],
+    capture_stdout: Literal[False] = ...,
+    env: Mapping[str, str] | None = ...,
+    cwd: Path | None = ...,
+    log: IO[str] | None = ...,
+    echo: bool = ...,
+) -> None: ...
+
+
+@overload
+def call(
+    *args: str | os.PathLike[str],
+    capture_stdout: Literal[True],
+    env: Mapping[str, str] | None = ...,
+    cwd: Path | None = ...,
+    log: IO[str] | None = ...,
+    echo: bool = ...,
+) -> str: ...
+
+
+def call(
+    *args: str | os.PathLike[str],
+    capture_stdout: bool = False,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    log: IO[str] | None = None,
+    echo: bool = True,
+) -> str | None:
+    """Run one command as an argument list.
+
+    ``log``: when given, stdout and stderr go to this file (per-target logs) and
+    the tail of it is shown on failure; otherwise stderr is captured and shown
+    on failure. ``env`` entries are added to the current environment.
+    """
+    command = [str(a) for a in args]
+    command[0] = which(command[0])
+    if echo:
+        print("+ " + format_command(args), file=sys.stderr, flush=True)
+    if log is not None:
+        print("+ " + format_command(args), file=log, flush=True)
+    full_env = None if env is None else {**os.environ, **env}
+    result = subprocess.run(
+        command,
+        env=full_env,
+        cwd=cwd,
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE if capture_stdout else log,
+        stderr=log if log is not None else subprocess.PIPE,
+    )
+    if result.returncode != 0:
+        stderr = result.stderr or ""
+        if log is not None and hasattr(log, "name"):
+            log.flush()
+            stderr = _tail(Path(log.name))
+        raise CommandFailedError([str(a) for a in args], result.returncode, stderr)
+    return result.stdout if capture_stdout else None
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,79 @@
+"""The ``buildmatrix`` command line: one thin module per subcommand.
+
+Each module in this package defines ``HELP``, ``configure(parser)`` and
+``run(args) -> int``; the work itself happens in the library modules one level
+up. ``main`` turns every ``BuildMatrixError`` into its message and exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from buildmatrix import __version__
+from buildmatrix.errors import BuildMatrixError
+
+__all__ = ["main"]
+
+# Subcommand name -> module in this package. Order is the order of --help.
+COMMANDS: dict[str, str] = {
+    "plan": "buildmatrix.cli.plan",
+}
+
+DEFAULT_MATRIX = "matrix.toml"
+
+
+def _command_module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="buildmatrix",
+        description=(
+            "Turn one matrix.toml into every release artifact (wheels, images, docs, CI "
+            "matrices) and prove the artifacts agree with it."
+        ),
+        epilog="Exit codes: 0 ok, 1 a build or check failed, 2 bad input.",
+    )
+    parser.add_argument("--version", action="version", version=f"buildmatrix {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--matrix",
+        type=Path,
+        default=Path(os.environ.get("BUILDMATRIX_MATRIX", DEFAULT_MATRIX)),
+        metavar="PATH",
+        help="the matrix file (default: $BUILDMATRIX_MATRIX or ./matrix.toml)",
+    )
+    common.add_argument(
+        "--debug", action="store_true", help="show a traceback for errors (for bug reports)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = _command_module(name)
+        sub = subparsers.add_parser(
+            name, parents=[common], help=module.HELP, description=module.HELP
+        )
+        module.configure(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except BuildMatrixError as error:
+        if args.debug:
+            raise
+        print(f"buildmatrix: error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("buildmatrix: interrupted", file=sys.stderr)
+        return 130
+    return code

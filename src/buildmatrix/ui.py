@@ -1,0 +1,89 @@
+"""Terminal output: rich tables and progress for people, JSON for machines.
+
+Human output goes to stderr so stdout stays clean for ``--format json`` and
+``--format github``. Progress is a live display only on an interactive
+terminal outside CI; elsewhere it is plain lines that read well in a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["emit_json", "interactive", "progress", "stderr", "stdout", "table"]
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False)
+
+
+def interactive() -> bool:
+    return stderr.is_terminal and not os.environ.get("CI")
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, byte-for-byte deterministic."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    result = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    for row in rows:
+        result.add_row(*row)
+    return result
+
+
+class Progress:
+    """One line per step when not interactive; a rich live bar when it is."""
+
+    def __init__(self, description: str, total: int) -> None:
+        self.description = description
+        self.total = total
+        self.done = 0
+        self._rich: Any = None
+        self._task: Any = None
+
+    def advance(self, message: str) -> None:
+        self.done += 1
+        if self._rich is not None:
+            self._rich.update(self._task, advance=1, description=f"{self.description}: {message}")
+        else:
+            stderr.print(f"[{self.done}/{self.total}] {message}", markup=False)
+
+    def note(self, message: str) -> None:
+        """A line that stays, above the live bar when there is one."""
+        if self._rich is not None:
+            self._rich.console.print(message, markup=False)
+        else:
+            stderr.print(message, markup=False)
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Progress]:
+    tracker = Progress(description, total)
+    if not interactive():
+        yield tracker
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        tracker._rich = bar
+        tracker._task = bar.add_task(description, total=total)
+        yield tracker
