@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -234,9 +234,9 @@ class _Section:
             return default
         value = self.data[key]
         # bool is an int in Python; TOML keeps them apart, so do we.
-        if type(value) is not kind and not (kind is datetime.date and type(value) is kind):
+        if type(value) is not kind:
             raise self.error(key, f"expected {_TYPE_NAMES[kind]}, got {_type_name(value)}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def optional(self, key: str, kind: type[T]) -> T | None:
         if key not in self.data:
@@ -264,19 +264,28 @@ class _Section:
             raise self.error(key, "must not be empty")
         return [_Section(self.loader, item, (*self.path, key, i)) for i, item in enumerate(values)]
 
+    def optional_tables(self, key: str) -> list[_Section]:
+        if key not in self.data:
+            self.used.add(key)
+            return []
+        return self.tables(key)
+
     def subtables(self, key: str, *, allow_empty: bool = False) -> list[tuple[str, _Section]]:
         """A table of tables (``[key.name]``) as (name, section) pairs in file order."""
         table = self.get(key, dict)
         if not table and not allow_empty:
             raise self.error(key, "must not be empty")
-        return [(name, _Section(self.loader, value, (*self.path, key, name))) for name, value in table.items()]
+        return [
+            (name, _Section(self.loader, value, (*self.path, key, name))) for name, value in table.items()
+        ]
 
     def finish(self) -> None:
         for key in self.data:
             if key not in self.used:
                 known = sorted(self.used)
                 raise self.error(
-                    key, f"unknown key {key!r}{did_you_mean(key, known)}; known keys: {', '.join(known)}"
+                    key,
+                    f"unknown key {key!r}{did_you_mean(key, known)}; known keys: {', '.join(known)}",
                 )
 
 
@@ -290,7 +299,7 @@ class _Loader:
 
     # -- value validators ------------------------------------------------------------
 
-    def version(self, section: _Section, key: str | None, value: str | None = None) -> Version:
+    def version(self, section: _Section, key: str, value: str | None = None) -> Version:
         raw = section.get(key, str) if value is None else value
         try:
             return Version(raw)
@@ -308,9 +317,7 @@ class _Loader:
 
     def name(self, section: _Section, key: str | None, raw: str, what: str = "name") -> str:
         if not raw or not set(raw) <= _NAME_CHARS or raw[0] in "-.":
-            raise section.error(
-                key, f"{what} {raw!r} may only contain letters, digits, '.', '_' and '-'"
-            )
+            raise section.error(key, f"{what} {raw!r} may only contain letters, digits, '.', '_' and '-'")
         return raw
 
     def distribution(self, section: _Section, key: str | None, raw: str) -> NormalizedName:
@@ -322,12 +329,7 @@ class _Loader:
     def relative_path(self, section: _Section, key: str) -> Path:
         raw = section.get(key, str)
         pure = PurePosixPath(raw)
-        if (
-            not raw
-            or not set(raw) <= _PATH_CHARS
-            or pure.is_absolute()
-            or ".." in pure.parts
-        ):
+        if not raw or not set(raw) <= _PATH_CHARS or pure.is_absolute() or ".." in pure.parts:
             raise section.error(
                 key,
                 f"{raw!r} must be a relative path inside the matrix's folder "
@@ -349,12 +351,11 @@ class _Loader:
             raise section.error(key, f"{raw!r} is not an https URL without spaces or quotes")
         return raw
 
-    def choice(
-        self, section: _Section, key: str | None, raw: str, choices: Sequence[str], what: str
-    ) -> str:
+    def choice(self, section: _Section, key: str | None, raw: str, choices: Sequence[str], what: str) -> str:
         if raw not in choices:
             raise section.error(
-                key, f"unknown {what} {raw!r}{did_you_mean(raw, choices)}; known: {', '.join(choices)}"
+                key,
+                f"unknown {what} {raw!r}{did_you_mean(raw, choices)}; known: {', '.join(choices)}",
             )
         return raw
 
@@ -367,10 +368,15 @@ class _Loader:
     def matrix(self, data: dict[str, Any]) -> Matrix:
         root = _Section(self, data, ())
         if not data:
-            raise self.error((), "the matrix is empty: it needs at least [[release]], [[arch]] and [framework.*]")
+            raise self.error(
+                (), "the matrix is empty: it needs at least [[release]], [[arch]] and [framework.*]"
+            )
         schema = root.get("schema", int)
         if schema != SCHEMA_VERSION:
-            raise root.error("schema", f"unsupported schema {schema}; this buildmatrix reads schema {SCHEMA_VERSION}")
+            raise root.error(
+                "schema",
+                f"unsupported schema {schema}; this buildmatrix reads schema {SCHEMA_VERSION}",
+            )
         project = _Section(self, root.get("project", dict), ("project",))
         project_name = project.get("name", str)
         source_url = self.url(project, "source")
@@ -383,14 +389,16 @@ class _Loader:
         self.unique(root, "gpu", [g.name for g in gpus])
         systems = tuple(self.operating_system(s, arch_names) for s in root.tables("os"))
         self.unique(root, "os", [f"{o.id} on {o.arch}" for o in systems])
-        clouds = tuple(self.cloud(s, arch_names) for s in root.tables("cloud")) if root.has("cloud") else ()
+        clouds = tuple(self.cloud(s, arch_names) for s in root.optional_tables("cloud"))
         runtime = tuple(self.runtime(s) for s in root.tables("runtime"))
         self.unique(root, "runtime", [r.name for r in runtime])
 
         dependencies = tuple(self.dependency(name, s) for name, s in root.subtables("dependency"))
         self.unique(root, "dependency", [d.name for d in dependencies])
         dependency_names = [str(d.name) for d in dependencies]
-        frameworks = tuple(self.framework(name, s, dependency_names) for name, s in root.subtables("framework"))
+        frameworks = tuple(
+            self.framework(name, s, dependency_names) for name, s in root.subtables("framework")
+        )
         framework_names = [f.name for f in frameworks]
 
         releases = self.releases(root, dependency_names, framework_names)
@@ -409,12 +417,20 @@ class _Loader:
             manylinux_images[arch] = self.image_ref(images_table, arch, ref)
         manylinux.finish()
 
-        wheels = tuple(self.wheel(name, s, arch_names, manylinux_policy) for name, s in root.subtables("wheel"))
+        wheels = tuple(
+            self.wheel(name, s, arch_names, manylinux_policy) for name, s in root.subtables("wheel")
+        )
         self.unique(root, "wheel", [w.name for w in wheels])
         wheel_names = [str(w.name) for w in wheels]
         for (_, section), wheel in zip(root.subtables("wheel"), wheels, strict=True):
             if wheel.requires_runtime is not None:
-                self.choice(section, "requires_runtime", wheel.requires_runtime, wheel_names, "wheel package")
+                self.choice(
+                    section,
+                    "requires_runtime",
+                    wheel.requires_runtime,
+                    wheel_names,
+                    "wheel package",
+                )
             if wheel.kind is WheelKind.NATIVE:
                 for arch in wheel.arch:
                     if arch not in manylinux_images:
@@ -453,12 +469,10 @@ class _Loader:
             "framework": framework_names,
             "os": os_ids,
         }
-        rules = tuple(self.rule(s, choices) for s in root.tables("rule")) if root.has("rule") else ()
+        rules = tuple(self.rule(s, choices) for s in root.optional_tables("rule"))
         self.unique(root, "rule", [r.id for r in rules])
-        notes = tuple(self.note(s) for s in root.tables("note")) if root.has("note") else ()
-        build_support = (
-            tuple(self.build_support(s) for s in root.tables("build_support")) if root.has("build_support") else ()
-        )
+        notes = tuple(self.note(s) for s in root.optional_tables("note"))
+        build_support = tuple(self.build_support(s) for s in root.optional_tables("build_support"))
         root.finish()
         index: dict[str, Release] = {r.name: r for r in releases}
         return Matrix(
@@ -572,7 +586,10 @@ class _Loader:
                 if field is None:
                     continue
                 if spec or conversion:
-                    raise s.error("requires", f"placeholder {{{field}}} may not use a format spec or conversion")
+                    raise s.error(
+                        "requires",
+                        f"placeholder {{{field}}} may not use a format spec or conversion",
+                    )
                 self.choice(s, "requires", field, dependencies, "dependency in placeholder")
         framework = Framework(
             name=name,
@@ -592,7 +609,10 @@ class _Loader:
             except InvalidRequirement as error:
                 raise s.error("requires", f"release {release.name}: invalid requirement: {error}") from None
             if framework.distribution not in {canonicalize_name(r.name) for r in requirements}:
-                raise s.error("requires", f"no requirement on the framework's own distribution {framework.distribution!r}")
+                raise s.error(
+                    "requires",
+                    f"no requirement on the framework's own distribution {framework.distribution!r}",
+                )
 
     def releases(
         self, root: _Section, dependencies: Sequence[str], frameworks: Sequence[str]
@@ -647,7 +667,8 @@ class _Loader:
             for framework in frameworks:
                 if framework not in cuda:
                     raise cuda_section.error(
-                        None, f"missing CUDA version for {framework!r} (or write `inherit = \"<release>\"`)"
+                        None,
+                        f'missing CUDA version for {framework!r} (or write `inherit = "<release>"`)',
                     )
             cuda_section.finish()
             explicit[fields["name"]] = cuda
@@ -658,10 +679,13 @@ class _Loader:
             if fields["name"] in explicit:
                 cuda = explicit[fields["name"]]
             else:
-                inherited = self.choice(cuda_section, "inherit", cuda_section.get("inherit", str), names, "release")
+                inherited = self.choice(
+                    cuda_section, "inherit", cuda_section.get("inherit", str), names, "release"
+                )
                 if inherited not in explicit:
                     raise cuda_section.error(
-                        "inherit", f"release {inherited!r} inherits its CUDA table too; name a release that states it"
+                        "inherit",
+                        f"release {inherited!r} inherits its CUDA table too; name a release that states it",
                     )
                 cuda_section.finish()
                 cuda = explicit[inherited]
@@ -695,7 +719,10 @@ class _Loader:
         patterns = s.strings("external_libs", default=())
         for pattern in patterns:
             if not pattern or not set(pattern) <= _PATTERN_CHARS:
-                raise s.error("external_libs", f"{pattern!r} is not a library name pattern such as libnixl*.so*")
+                raise s.error(
+                    "external_libs",
+                    f"{pattern!r} is not a library name pattern such as libnixl*.so*",
+                )
         runtime = s.optional("requires_runtime", str)
         wheel = WheelPackage(
             name=canonical,
@@ -710,12 +737,17 @@ class _Loader:
             requires_runtime=None if runtime is None else self.distribution(s, "requires_runtime", runtime),
         )
         if wheel.meta and wheel.kind is not WheelKind.PURE:
-            raise s.error("meta", "a meta package must be pure (kind = \"pure\")")
+            raise s.error("meta", 'a meta package must be pure (kind = "pure")')
         s.finish()
         return wheel
 
     def image(
-        self, framework: str, s: _Section, frameworks: Sequence[str], systems: Sequence[str], archs: Sequence[str]
+        self,
+        framework: str,
+        s: _Section,
+        frameworks: Sequence[str],
+        systems: Sequence[str],
+        archs: Sequence[str],
     ) -> ImageSpec:
         self.choice(s, None, framework, frameworks, "framework")
         image_archs = s.strings("arch")
@@ -750,12 +782,16 @@ class _Loader:
                     if attribute == "python":
                         self.python(table, attribute, value)
                     elif attribute == "package":
-                        self.choice(table, attribute, canonicalize_name(value), choices[attribute], attribute)
+                        self.choice(
+                            table,
+                            attribute,
+                            canonicalize_name(value),
+                            choices[attribute],
+                            attribute,
+                        )
                     else:
                         self.choice(table, attribute, value, choices[attribute], attribute)
-                out[attribute] = tuple(
-                    canonicalize_name(v) if attribute == "package" else v for v in values
-                )
+                out[attribute] = tuple(canonicalize_name(v) if attribute == "package" else v for v in values)
             return out
 
         rule = Rule(
@@ -764,7 +800,9 @@ class _Loader:
             allow=attributes("allow"),
             forbid=attributes("forbid"),
             message=s.get("message", str),
-            admonition=self.choice(s, "admonition", s.get("admonition", str, "Caution"), ADMONITIONS, "admonition"),
+            admonition=self.choice(
+                s, "admonition", s.get("admonition", str, "Caution"), ADMONITIONS, "admonition"
+            ),
             section=self.name(s, "section", s.get("section", str, "platform"), "section"),
         )
         if not rule.allow and not rule.forbid:
@@ -785,10 +823,16 @@ class _Loader:
         items = []
         for item in s.tables("items"):
             items.append(
-                BuildSupportItem(name=item.get("name", str), url=self.url(item, "url"), remark=item.get("remark", str, ""))
+                BuildSupportItem(
+                    name=item.get("name", str),
+                    url=self.url(item, "url"),
+                    remark=item.get("remark", str, ""),
+                )
             )
             item.finish()
-        support = BuildSupport(title=s.get("title", str), description=s.get("description", str, ""), items=tuple(items))
+        support = BuildSupport(
+            title=s.get("title", str), description=s.get("description", str, ""), items=tuple(items)
+        )
         s.finish()
         return support
 
