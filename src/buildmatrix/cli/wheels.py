@@ -1,0 +1,152 @@
+"""``buildmatrix wheels``: build, audit and publish the matrix's wheels."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from buildmatrix import ui
+from buildmatrix.loader import load_matrix, select_releases
+from buildmatrix.wheels import BACKENDS, Report, Status, WheelsRequest, run_wheels
+
+HELP = "build the matrix's wheels (cibuildwheel or local), audit them, publish with a manifest"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release",
+        action="append",
+        metavar="R",
+        help="the release to build (repeatable; `0.7.1` finds `v0.7.1`; default: main)",
+    )
+    parser.add_argument(
+        "--package", action="append", metavar="P", help="only this wheel package (repeatable)"
+    )
+    parser.add_argument(
+        "--arch",
+        metavar="A",
+        help="only this arch; with --backend cibuildwheel a foreign arch is built under QEMU",
+    )
+    parser.add_argument("--python", metavar="X.Y", help="only targets for this Python")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="cibuildwheel (in manylinux containers), local (host compiler, no container); "
+        "auto: cibuildwheel when docker or podman answers, else local (default: auto)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("wheelhouse"),
+        metavar="DIR",
+        help="output folder: wheels, manifest.json, logs/, rejected/ (default: wheelhouse)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the commands, environment and build selectors without running anything",
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild targets whose inputs are unchanged")
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    request = WheelsRequest(
+        matrix=matrix,
+        releases=select_releases(matrix, args.release or ["main"]),
+        packages=tuple(args.package or ()),
+        arch=args.arch,
+        python=args.python,
+        backend=args.backend,
+        out=args.out,
+        dry_run=args.dry_run,
+        force=args.force,
+    )
+    report = run_wheels(request)
+    if args.format == "json":
+        ui.emit_json(report.to_json())
+    elif report.dry_run:
+        _print_dry_run(report)
+    else:
+        _print_summary(report)
+    return 1 if report.failed else 0
+
+
+def _print_dry_run(report: Report) -> None:
+    out = ui.stdout
+    for note in report.notes:
+        out.print(f"note: {note}", markup=False, soft_wrap=True)
+    out.print(
+        f"backend: {report.backend}; $WORK is a fresh folder {report.out}/.tmp-wheels-<pid>-<id> "
+        "created by the run and removed at its end",
+        markup=False,
+    )
+    shown: set[str] = set()
+    for result in report.results:
+        target = result.target
+        if result.status is not Status.PLANNED or result.job is None:
+            out.print(f"\n{target.id}: {result.status}: {result.message}", markup=False)
+            continue
+        job = result.job
+        if job.slug in shown:
+            out.print(f"\n{target.id}: built by the call above ({job.slug})", markup=False)
+            continue
+        shown.add(job.slug)
+        out.print(f"\n{', '.join(t.id for t in job.targets)}  [{job.backend}]", markup=False)
+        if job.note:
+            out.print(f"  note: {job.note}", markup=False)
+        out.print(f"  stage {job.package.source} -> {job.source_dir}", markup=False)
+        assert result.info is not None
+        out.print(f"  write {job.source_dir}/.buildmatrix/build.json:", markup=False)
+        for line in result.info.text().splitlines():
+            out.print(f"    {line}", markup=False)
+        for command in job.commands:
+            out.print(f"  + {command.display()}", markup=False)
+        out.print(
+            f"  then audit each wheel; publish to {report.out}/ or keep it in {report.out}/rejected/",
+            markup=False,
+        )
+
+
+def _print_summary(report: Report) -> None:
+    err = ui.stderr
+    for note in report.notes:
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
+    rows = [
+        [
+            result.target.id,
+            str(result.status),
+            result.wheel,
+            result.audit,
+            f"{result.seconds:.1f}s" if result.seconds else "",
+        ]
+        for result in report.results
+    ]
+    err.print(
+        ui.table(
+            f"wheels ({report.backend} backend) -> {report.out}",
+            ["target", "status", "wheel", "audit", "time"],
+            rows,
+        )
+    )
+    counts: dict[str, int] = {}
+    for result in report.results:
+        counts[str(result.status)] = counts.get(str(result.status), 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    err.print(f"{summary}; manifest: {report.out / 'manifest.json'}", markup=False, soft_wrap=True)
+    for result in report.results:
+        if result.status is Status.UNBUILDABLE:
+            err.print(
+                f"not buildable here: {result.target.id}: {result.message}",
+                markup=False,
+                soft_wrap=True,
+            )
+    for result in report.failed:
+        err.print(
+            f"{'FAILED' if result.status is Status.FAILED else 'REJECTED'} {result.target.id}: "
+            f"{result.message} (log: {result.log})",
+            markup=False,
+            soft_wrap=True,
+        )

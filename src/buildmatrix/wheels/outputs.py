@@ -1,0 +1,147 @@
+"""The output folder: published wheels, ``manifest.json``, ``logs/``, ``rejected/``.
+
+Nothing appears half-written. Builds happen in a private work folder inside
+the output folder (same file system), and a wheel enters the output only by
+a rename (``Path.replace``) after it passed the audit; the manifest is rewritten through a
+temporary file and a rename after each publish. An interrupted run leaves
+the previous state plus whole wheels, never a partial one; its work folder is
+removed on the way out, or by the next run if the process was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from buildmatrix import __version__
+
+__all__ = ["MANIFEST", "OutputFolder", "atomic_write", "sha256_of"]
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+_WORK_PREFIX = ".tmp-wheels-"
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class OutputFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.rejected = root / "rejected"
+        self.manifest_path = root / MANIFEST
+        self._entries: dict[str, dict[str, Any]] | None = None
+
+    # -- work folder -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def work_folder(self) -> Iterator[Path]:
+        """A fresh private folder for one run, removed however the run ends."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        self._remove_abandoned_work()
+        work = self.root / f"{_WORK_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        work.mkdir()
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _remove_abandoned_work(self) -> None:
+        """Work folders of runs that were killed (their process is gone)."""
+        for folder in self.root.glob(f"{_WORK_PREFIX}*"):
+            pid_text = folder.name.removeprefix(_WORK_PREFIX).split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def log_path(self, slug: str) -> Path:
+        return self.logs / f"{slug}.log"
+
+    # -- manifest --------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Manifest entries by target id (an unreadable manifest counts as empty)."""
+        if self._entries is None:
+            self._entries = {}
+            try:
+                data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+                if data.get("schema") == MANIFEST_SCHEMA:
+                    self._entries = {entry["target"]: entry for entry in data["wheels"]}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                pass
+        return self._entries
+
+    def unchanged(self, target_id: str, input_hash: str) -> Mapping[str, Any] | None:
+        """The manifest entry when its inputs match and its wheel is still in the folder."""
+        entry = self.entries.get(target_id)
+        if entry is None or entry.get("input_hash") != input_hash:
+            return None
+        wheel = self.root / str(entry.get("filename", ""))
+        try:
+            if wheel.is_file() and wheel.stat().st_size == entry.get("size"):
+                return entry
+        except OSError:
+            return None
+        return None
+
+    def publish(self, wheel: Path, entry: dict[str, Any]) -> Path:
+        """Move an audited wheel into the folder and record it in the manifest."""
+        destination = self.root / wheel.name
+        wheel.replace(destination)
+        previous = self.entries.get(entry["target"])
+        self.entries[entry["target"]] = entry
+        if previous is not None and previous.get("filename") != wheel.name:
+            still_used = {e.get("filename") for e in self.entries.values()}
+            if previous.get("filename") not in still_used:
+                (self.root / str(previous["filename"])).unlink(missing_ok=True)
+        self._write_manifest()
+        return destination
+
+    def reject(self, wheel: Path, report: Mapping[str, Any]) -> Path:
+        """Keep a wheel that failed the audit aside, with its report beside it."""
+        self.rejected.mkdir(exist_ok=True)
+        destination = self.rejected / wheel.name
+        atomic_write(
+            destination.with_name(wheel.name + ".audit.json"),
+            json.dumps(report, indent=2, sort_keys=True) + "\n",
+        )
+        wheel.replace(destination)
+        return destination
+
+    def _write_manifest(self) -> None:
+        data = {
+            "schema": MANIFEST_SCHEMA,
+            "generator": f"buildmatrix {__version__}",
+            "wheels": [self.entries[key] for key in sorted(self.entries)],
+        }
+        atomic_write(self.manifest_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
