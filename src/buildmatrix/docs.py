@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.expand import TargetKind, expand
+from buildmatrix.expand import Target, TargetKind, expand
 from buildmatrix.model import (
     BuildSupport,
     Matrix,
@@ -179,7 +179,7 @@ def _hardware(matrix: Matrix) -> list[str]:
         "If you are using a **GPU**, the following GPU models and architectures are supported:\n",
         gpu,
         f"Images and native wheels target these compute capabilities "
-        f"(`TORCH_CUDA_ARCH_LIST=\"{arch_list}\"`).\n",
+        f'(`TORCH_CUDA_ARCH_LIST="{arch_list}"`).\n',
         *_callouts(matrix, Section.GPU),
     ]
 
@@ -231,20 +231,13 @@ def _build_dependencies(matrix: Matrix) -> list[str]:
             pin = release.pins.get(dependency.name)
             row.append(MISSING if pin is None else str(pin))
         rows.append(row)
-    rows.append(["Python (wheels)", *(_python_range(matrix) for _ in matrix.releases)])
-    status_row = ["Status", *(_release_status(release) for release in matrix.releases)]
+    status_row = ["Release status", *(_release_status(release) for release in matrix.releases)]
     return [
         "### Build Dependency\n",
-        f"The following table shows the dependency versions included with each "
-        f"{matrix.project} release:\n",
+        f"The following table shows the dependency versions included with each {matrix.project} release:\n",
         _table(header, [*rows, status_row]),
         *_callouts(matrix, Section.BUILD_DEPENDENCIES),
     ]
-
-
-def _python_range(matrix: Matrix) -> str:
-    versions = sorted({v for w in matrix.wheels for v in w.python}, key=Version)
-    return ", ".join(versions) if versions else MISSING
 
 
 def _release_status(release: Release) -> str:
@@ -353,7 +346,7 @@ def _artifacts(matrix: Matrix) -> list[str]:
     wheel_rows = []
     for package in matrix.wheels:
         targets = [t for t in plan.wheels() if t.package == package]
-        tags = sorted({f"{t.python_tag}-{t.platform_tag}" for t in targets})
+        tags = list(dict.fromkeys(_wheel_tag(t) for t in targets))
         wheel_rows.append(
             [
                 f"`{package.name}`",
@@ -365,16 +358,15 @@ def _artifacts(matrix: Matrix) -> list[str]:
         )
     image_rows = []
     for image in matrix.images:
-        targets = [
-            t for t in plan.targets if t.kind is TargetKind.IMAGE and t.image == image
-        ]
+        targets = [t for t in plan.targets if t.kind is TargetKind.IMAGE and t.image == image]
+        platforms = dict.fromkeys(t.arch.platform for t in targets)
         image_rows.append(
             [
                 f"`{image.name}`",
                 matrix.framework(image.framework).display,
                 image.python,
                 image.os,
-                ", ".join(sorted({t.arch.platform for t in targets})) or MISSING,
+                ", ".join(platforms) or MISSING,
             ]
         )
     return [
@@ -385,6 +377,16 @@ def _artifacts(matrix: Matrix) -> list[str]:
         "and these runtime images, each one multi-arch manifest list:\n",
         _table(["Image", "Framework", "Python", "Base OS", "Platforms"], image_rows),
     ]
+
+
+def _wheel_tag(target: Target) -> str:
+    """The full compatibility tag: ``py3-none-any``, ``cp310-abi3-...``, ``cp312-cp312-...``."""
+    python_tag = target.python_tag
+    if target.platform_tag == "any":
+        return f"{python_tag}-none-any"
+    if python_tag.endswith("-abi3"):
+        return f"{python_tag}-{target.platform_tag}"
+    return f"{python_tag}-{python_tag}-{target.platform_tag}"
 
 
 # --------------------------------------------------------------------------
@@ -405,6 +407,25 @@ def warnings(matrix: Matrix, *, today: datetime.date | None = None) -> list[str]
     found.extend(_missing_pins(matrix))
     found.extend(_glibc_floors(matrix))
     found.extend(_runtime_versions(matrix))
+    found.extend(_unplaced_callouts(matrix))
+    return found
+
+
+def _unplaced_callouts(matrix: Matrix) -> list[str]:
+    """A note or rule whose ``section`` the page has no place for would silently vanish."""
+    known = ", ".join(Section.ALL)
+    found = [
+        f"rule {rule.id} names section {rule.section!r}, which the page does not have "
+        f"(known: {known}); its message is not shown"
+        for rule in matrix.rules
+        if rule.section not in Section.ALL
+    ]
+    found.extend(
+        f"note {index + 1} ({note.admonition}) names section {note.section!r}, which the page "
+        f"does not have (known: {known}); it is not shown"
+        for index, note in enumerate(matrix.notes)
+        if note.section not in Section.ALL
+    )
     return found
 
 
@@ -457,8 +478,7 @@ def _missing_pins(matrix: Matrix) -> list[str]:
         missing = [str(d.name) for d in matrix.dependencies if d.name not in release.pins]
         if missing:
             found.append(
-                f"release {release.name} has no pin for {', '.join(missing)}: the page shows "
-                f"{MISSING}"
+                f"release {release.name} has no pin for {', '.join(missing)}: the page shows {MISSING}"
             )
         absent_cuda = [f.name for f in matrix.frameworks if f.name not in release.cuda]
         if absent_cuda:
@@ -507,8 +527,7 @@ def _runtime_versions(matrix: Matrix) -> list[str]:
                 continue
         if package.version not in known:
             found.append(
-                f"runtime package {package.name} is documented at {package.version}, "
-                f"which is not {what}"
+                f"runtime package {package.name} is documented at {package.version}, which is not {what}"
             )
     return found
 
