@@ -28,6 +28,7 @@ from buildmatrix.model import (
     Release,
     ReleaseStatus,
     Rule,
+    WheelPackage,
 )
 
 __all__ = [
@@ -267,12 +268,13 @@ def _cuda(matrix: Matrix) -> list[str]:
     if inherited:
         sources = sorted({r.cuda_inherited_from or "" for r in inherited})
         names = ", ".join(r.name for r in inherited)
+        verb = "reuses" if len(inherited) == 1 else "reuse"
         parts.append(
             _admonition(
                 "Note",
                 [
-                    f"CUDA versions are stated in matrix.toml for {_join(sources)} only; "
-                    f"{names} reuse them (`cuda = {{ inherit = ... }}`) until their own are "
+                    f"CUDA versions are stated in {matrix.path.name} for {_join(sources)} only; "
+                    f"{names} {verb} them (`cuda = {{ inherit = ... }}`) until their own are "
                     "recorded."
                 ],
             )
@@ -351,7 +353,7 @@ def _artifacts(matrix: Matrix) -> list[str]:
             [
                 f"`{package.name}`",
                 str(package.kind),
-                ", ".join(package.python),
+                ", ".join(_served_pythons(matrix, package)) or MISSING,
                 ", ".join(_arch_display(matrix, a) for a in package.arch),
                 "<br>".join(f"`{tag}`" for tag in tags) or MISSING,
             ]
@@ -374,9 +376,19 @@ def _artifacts(matrix: Matrix) -> list[str]:
         "Every release builds these wheels (rules applied; abi3 and pure wheels are built "
         "once for the lowest Python and serve the others):\n",
         _table(["Wheel", "Kind", "Python", "Architectures", "Tags"], wheel_rows),
-        "and these runtime images, each one multi-arch manifest list:\n",
+        "and these runtime images, each one manifest list over its platforms:\n",
         _table(["Image", "Framework", "Python", "Base OS", "Platforms"], image_rows),
     ]
+
+
+def _served_pythons(matrix: Matrix, package: WheelPackage) -> list[str]:
+    """The package's Pythons that no rule forbids (kvbm: 3.12 only)."""
+    served = []
+    for python in package.python:
+        attributes = {"kind": str(TargetKind.WHEEL), "package": str(package.name), "python": python}
+        if all(rule.permits(attributes) for rule in matrix.rules):
+            served.append(python)
+    return served
 
 
 def _wheel_tag(target: Target) -> str:
@@ -449,8 +461,8 @@ def _planned_dates(matrix: Matrix, today: datetime.date) -> list[str]:
         if release.planned < today and published:
             found.append(
                 f"release {release.name} is {release.status} but planned for "
-                f"{release.planned.isoformat()}, a date already past, while the releases it "
-                f"follows ({', '.join(published)}) are published: the date lies before them "
+                f"{release.planned.isoformat()}, a date already past; it follows the published "
+                f"releases {', '.join(published)}, so the date likely lies before theirs "
                 f"(a wrong year?); check {where}"
             )
     return found
