@@ -344,7 +344,8 @@ def _artifacts(matrix: Matrix) -> list[str]:
     """What one release's build produces: wheel tags and image platforms, after the rules."""
     if not matrix.releases:
         return []
-    plan = expand(matrix, releases=matrix.releases[:1])
+    # Wheels only: image targets need every pin, and the page must render even without one.
+    plan = expand(matrix, releases=matrix.releases[:1], kind=TargetKind.WHEEL)
     wheel_rows = []
     for package in matrix.wheels:
         targets = [t for t in plan.wheels() if t.package == package]
@@ -360,8 +361,18 @@ def _artifacts(matrix: Matrix) -> list[str]:
         )
     image_rows = []
     for image in matrix.images:
-        targets = [t for t in plan.targets if t.kind is TargetKind.IMAGE and t.image == image]
-        platforms = dict.fromkeys(t.arch.platform for t in targets)
+        platforms = [
+            matrix.arch(arch).platform
+            for arch in image.arch
+            if _permitted(
+                matrix,
+                kind=TargetKind.IMAGE,
+                framework=image.framework,
+                arch=arch,
+                python=image.python,
+                os=image.os,
+            )
+        ]
         image_rows.append(
             [
                 f"`{image.name}`",
@@ -383,12 +394,17 @@ def _artifacts(matrix: Matrix) -> list[str]:
 
 def _served_pythons(matrix: Matrix, package: WheelPackage) -> list[str]:
     """The package's Pythons that no rule forbids (kvbm: 3.12 only)."""
-    served = []
-    for python in package.python:
-        attributes = {"kind": str(TargetKind.WHEEL), "package": str(package.name), "python": python}
-        if all(rule.permits(attributes) for rule in matrix.rules):
-            served.append(python)
-    return served
+    return [
+        python
+        for python in package.python
+        if _permitted(matrix, kind=TargetKind.WHEEL, package=str(package.name), python=python)
+    ]
+
+
+def _permitted(matrix: Matrix, *, kind: TargetKind, **attributes: str) -> bool:
+    """No rule forbids targets with these attributes (the ones not given are not judged)."""
+    given = {"kind": str(kind), **attributes}
+    return all(rule.permits(given) for rule in matrix.rules)
 
 
 def _wheel_tag(target: Target) -> str:
