@@ -620,12 +620,14 @@ class _Loader:
         sections = root.tables("release")
         raw: list[tuple[_Section, dict[str, Any]]] = []
         names: list[str] = []
+        by_bare_name: dict[str, int] = {}  # "0.7.1" and "v0.7.1" name the same release
         for s in sections:
             name = self.name(s, "name", s.get("name", str), "release")
-            bare = name.removeprefix("v")
-            for index, earlier in enumerate(names):
-                if earlier.removeprefix("v") == bare:
-                    raise s.error("name", f"duplicate release {name!r} (release[{index}] is {earlier!r})")
+            earlier = by_bare_name.setdefault(name.removeprefix("v"), len(names))
+            if earlier != len(names):
+                raise s.error(
+                    "name", f"duplicate release {name!r} (release[{earlier}] is {names[earlier]!r})"
+                )
             names.append(name)
             status = self.enum(s, "status", ReleaseStatus, [r.value for r in ReleaseStatus])
             planned = s.optional("planned", datetime.date)
