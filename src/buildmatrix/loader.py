@@ -378,7 +378,7 @@ class _Loader:
                 f"unsupported schema {schema}; this buildmatrix reads schema {SCHEMA_VERSION}",
             )
         project = _Section(self, root.get("project", dict), ("project",))
-        project_name = project.get("name", str)
+        project_name = self.name(project, "name", project.get("name", str), "project name")
         source_url = self.url(project, "source")
         project.finish()
 
@@ -458,7 +458,8 @@ class _Loader:
                 if any(i.framework == framework.name for i in images) and cuda not in cuda_base_images:
                     raise self.error(
                         ("cuda_base_images",),
-                        f"no base image for CUDA {cuda}, which {framework.name} uses in release {release.name}",
+                        f"no base image for CUDA {cuda}, "
+                        f"which {framework.name} uses in release {release.name}",
                     )
 
         choices: dict[str, list[str]] = {
