@@ -153,6 +153,8 @@ def image_jobs(plan: Plan) -> list[dict[str, Any]]:
                 "cache_tag": f"cache-cuda{target.cuda.major}-{docker_arch}",
                 "pins": " ".join(f"{name}=={version}" for name, version in (target.pins or {}).items()),
                 "digest_artifact": f"digest-{target.release.name}-{target.framework.name}-{docker_arch}",
+                # The release's own wheels (from the wheels jobs) go into the image.
+                "wheels_pattern": f"wheels-{target.release.name}-*",
             }
         )
     return jobs
