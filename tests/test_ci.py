@@ -118,7 +118,7 @@ def test_pipeline_outputs_for_one_release(real_matrix: Matrix) -> None:
     trtllm_arm = by_id["image:trtllm:v0.7.1:cuda13.0:linux/arm64"]
     assert trtllm_arm["runner"] == "ubuntu-24.04-arm"
     assert trtllm_arm["tag"] == "v0.7.1-cuda13"
-    assert trtllm_arm["cache_tag"] == "cache-cuda13-arm64"
+    assert trtllm_arm["arch_tag"] == "v0.7.1-cuda13-arm64"
     assert trtllm_arm["pins"] == "tensorrt-llm==1.2.0rc3 nixl==0.7.1"
     manifests = json.loads(outputs["manifests"])["include"]
     assert [(m["image"], m["tag"], m["platforms"], m["digests"]) for m in manifests] == [
@@ -332,3 +332,41 @@ def test_workflow_hygiene(path: Path) -> None:
             assert "${{" not in step.get("run", ""), f"{name}: expression inside run: {step['run']}"
             if step.get("uses", "").startswith("actions/checkout@"):
                 assert step["with"]["persist-credentials"] is False
+
+
+# Subcommands the workflows call that other branches of this project deliver; once
+# they are registered in buildmatrix.cli.COMMANDS their flags are checked too.
+DELIVERED_ELSEWHERE = {"wheels", "images", "audit", "verify"}
+INVOCATION = re.compile(r"(?:\bbuildmatrix|\bargs=\()\s+(?P<command>[a-z_]+)|\bargs=\((?P<array>[a-z_]+)")
+
+
+def _subcommand_options() -> dict[str, set[str]]:
+    import argparse
+
+    from buildmatrix.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: set(sub._option_string_actions) for name, sub in subparsers.choices.items()}
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_workflow_buildmatrix_calls_use_flags_the_cli_has(path: Path) -> None:
+    options = _subcommand_options()
+    calls = 0
+    for job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].values():
+        for step in job.get("steps", []):
+            script = step.get("run", "")
+            commands = {m["command"] or m["array"] for m in INVOCATION.finditer(script)}
+            if not commands:
+                continue
+            assert len(commands) == 1, f"one buildmatrix command per step: {commands}"
+            (command,) = commands
+            calls += 1
+            if command not in options:
+                assert command in DELIVERED_ELSEWHERE, f"unknown subcommand {command!r}"
+                continue
+            flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", script))
+            assert flags <= options[command], f"{command} has no {flags - options[command]}"
+    if path.name in ("release.yml", "pr.yml", "build-wheels.yml", "build-images.yml"):
+        assert calls

@@ -149,8 +149,8 @@ def image_jobs(plan: Plan) -> list[dict[str, Any]]:
                 "runner": RUNNERS[target.arch.name],
                 "cuda": str(target.cuda),
                 "tag": _cuda_tag(target),
-                # Registry cache per framework (the image), CUDA major and platform.
-                "cache_tag": f"cache-cuda{target.cuda.major}-{docker_arch}",
+                # `buildmatrix images --split` tags a one-platform build `<tag>-<arch>`.
+                "arch_tag": f"{_cuda_tag(target)}-{docker_arch}",
                 "pins": " ".join(f"{name}=={version}" for name, version in (target.pins or {}).items()),
                 "digest_artifact": f"digest-{target.release.name}-{target.framework.name}-{docker_arch}",
                 # The release's own wheels (from the wheels jobs) go into the image.
