@@ -66,7 +66,9 @@ def test_a_plan_over_256_jobs_is_sharded_into_valid_matrices(real_matrix: Matrix
     ids = [job["id"] for s in images for job in s["include"]]
     assert len(ids) == len(set(ids)) == 300
     assert ids == [job["id"] for job in ci.image_jobs(plan)]
-    assert len(json.loads(outputs["manifests"])["include"]) == 150
+    manifests = json.loads(outputs["manifests"])
+    assert [len(s["include"]) for s in manifests] == [150]
+    assert json.loads(outputs["manifest_shards"]) == [0]
 
 
 def test_plan_github_format_needs_a_shard_over_256(real_matrix: Matrix) -> None:
@@ -81,10 +83,11 @@ def test_plan_github_format_needs_a_shard_over_256(real_matrix: Matrix) -> None:
         ci.github_matrix(plan.targets, shard=2)
 
 
-def test_too_many_manifest_merges_is_a_clear_error(real_matrix: Matrix) -> None:
+def test_manifest_merges_over_256_are_sharded_too(real_matrix: Matrix) -> None:
     matrix = _many_releases(real_matrix, 90)  # 270 release x framework merges
-    with pytest.raises(UsageError, match="270 manifest merges"):
-        ci.pipeline_outputs(expand(matrix), matrix.releases)
+    outputs = ci.pipeline_outputs(expand(matrix), matrix.releases)
+    assert [len(s["include"]) for s in json.loads(outputs["manifests"])] == [256, 14]
+    assert json.loads(outputs["manifest_shards"]) == [0, 1]
 
 
 # ---------------------------------------------------------------------------
@@ -120,7 +123,7 @@ def test_pipeline_outputs_for_one_release(real_matrix: Matrix) -> None:
     assert trtllm_arm["tag"] == "v0.7.1-cuda13"
     assert trtllm_arm["arch_tag"] == "v0.7.1-cuda13-arm64"
     assert trtllm_arm["pins"] == "tensorrt-llm==1.2.0rc3 nixl==0.7.1"
-    manifests = json.loads(outputs["manifests"])["include"]
+    manifests = json.loads(outputs["manifests"])[0]["include"]
     assert [(m["image"], m["tag"], m["platforms"], m["digests"]) for m in manifests] == [
         ("vllm-runtime", "v0.7.1-cuda12", "linux/amd64 linux/arm64", 2),
         ("sglang-runtime", "v0.7.1-cuda12", "linux/amd64 linux/arm64", 2),
@@ -131,7 +134,6 @@ def test_pipeline_outputs_for_one_release(real_matrix: Matrix) -> None:
         patterns = [m for m in manifests if Path(job["digest_artifact"]).match(m["digest_pattern"])]
         assert len(patterns) == 1
         assert patterns[0]["framework"] == job["framework"]
-    assert outputs["has_manifests"] == "true"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +188,8 @@ def test_ci_command_json(cli: Callable[..., Result], monkeypatch: Any) -> None:
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["wheel_shards"] == [0]
-    assert data["has_manifests"] is True  # decoded from the "true" written to $GITHUB_OUTPUT
+    assert data["manifest_shards"] == [0]
+    assert len(data["manifests"][0]["include"]) == 3  # main x 3 frameworks
 
 
 # ---------------------------------------------------------------------------
@@ -262,7 +265,11 @@ def _needs(job: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("called", "jobs"),
-    [("build-wheels.yml", ci.wheel_jobs), ("build-images.yml", ci.image_jobs)],
+    [
+        ("build-wheels.yml", ci.wheel_jobs),
+        ("build-images.yml", ci.image_jobs),
+        ("merge-images.yml", ci.manifest_jobs),
+    ],
 )
 def test_called_workflows_read_only_keys_the_jobs_have(called: str, jobs: Callable[..., Any]) -> None:
     keys = set(jobs(expand_real())[0])
@@ -270,15 +277,6 @@ def test_called_workflows_read_only_keys_the_jobs_have(called: str, jobs: Callab
     used = {key for text in _strings(workflow["jobs"]) for key in re.findall(r"\bmatrix\.(\w+)", text)}
     assert used, f"{called} reads no matrix keys"
     assert used <= keys, f"{called} reads keys the plan does not produce: {used - keys}"
-
-
-def test_manifest_job_reads_only_keys_the_merge_jobs_have() -> None:
-    job = _load("release.yml")["jobs"]["manifests"]
-    assert job["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.manifests) }}"
-    keys = set(ci.manifest_jobs(expand_real())[0])
-    used = {key for text in _strings(job) for key in re.findall(r"\bmatrix\.(\w+)", text)}
-    assert used
-    assert used <= keys
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -299,7 +297,12 @@ def test_release_is_gated_on_audit_verify_and_docs() -> None:
     jobs = _load("release.yml")["jobs"]
     for publishing in ("manifests", "pypi"):
         assert {"audit", "verify", "docs"} <= set(_needs(jobs[publishing]))
-    runs = " ".join(step.get("run", "") for job in jobs.values() for step in job.get("steps", []))
+    runs = " ".join(
+        step.get("run", "")
+        for name in ("release.yml", "merge-images.yml")
+        for job in _load(name)["jobs"].values()
+        for step in job.get("steps", [])
+    )
     assert "buildmatrix audit dist" in runs
     assert "buildmatrix verify --release" in runs
     assert "buildmatrix docs --check" in runs
@@ -370,3 +373,9 @@ def test_workflow_buildmatrix_calls_use_flags_the_cli_has(path: Path) -> None:
             assert flags <= options[command], f"{command} has no {flags - options[command]}"
     if path.name in ("release.yml", "pr.yml", "build-wheels.yml", "build-images.yml"):
         assert calls
+
+
+def test_outputs_over_githubs_1mb_per_job_are_refused(real_matrix: Matrix) -> None:
+    matrix = _many_releases(real_matrix, 400)  # 4,400 jobs: ~1.8 MB of matrices
+    with pytest.raises(UsageError, match=r"over GitHub's 1000000 bytes of outputs per job"):
+        ci.pipeline_outputs(expand(matrix), matrix.releases)

@@ -8,8 +8,9 @@ shards that the workflow runs as separate jobs.
 package and arch (cibuildwheel builds all of that package's Pythons in it),
 one image job per release, framework and arch on a native runner, and one
 merge job per release and framework that joins the per-arch images into a
-manifest list. ``OUTPUTS`` names what the plan job writes to ``$GITHUB_OUTPUT``;
-the workflow test checks the workflow reads exactly those.
+manifest list. Each fan-out is sharded at 256 jobs: the workflow runs one reusable-workflow call
+per shard. ``OUTPUTS`` names what the plan job writes to ``$GITHUB_OUTPUT``; the
+workflow tests check the workflows read only those.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ OUTPUTS = (
     "wheel_shards",  # JSON list of shard indexes, the caller job's matrix ([] when no wheels)
     "images",  # like wheels, image jobs (one per release, framework and arch)
     "image_shards",
-    "manifests",  # {"include": [merge job, ...]}: one per release and framework
-    "has_manifests",  # "true" | "false": guards the merge job (an empty matrix is an error)
+    "manifests",  # like wheels, merge jobs (one per release and framework)
+    "manifest_shards",
 )
 
 
@@ -193,21 +194,15 @@ def pipeline_outputs(plan: Plan, releases: Sequence[Release]) -> dict[str, str]:
     """Every ``OUTPUTS`` value as the string the plan job writes (compact JSON or a flag)."""
     wheels = shard(wheel_jobs(plan))
     images = shard(image_jobs(plan))
-    manifests = manifest_jobs(plan)
-    if len(manifests) > MAX_JOBS:
-        msg = (
-            f"the plan has {len(manifests)} manifest merges, more than GitHub's {MAX_JOBS} per matrix: "
-            "plan fewer releases per run (--release)"
-        )
-        raise UsageError(msg)
+    manifests = shard(manifest_jobs(plan))
     outputs = {
         "releases": _compact([r.name for r in releases]),
         "wheels": _compact(wheels),
         "wheel_shards": _compact(list(range(len(wheels)))),
         "images": _compact(images),
         "image_shards": _compact(list(range(len(images)))),
-        "manifests": _compact({"include": manifests}),
-        "has_manifests": "true" if manifests else "false",
+        "manifests": _compact(manifests),
+        "manifest_shards": _compact(list(range(len(manifests)))),
     }
     assert tuple(outputs) == OUTPUTS
     size = sum(len(name) + len(value.encode()) for name, value in outputs.items())

@@ -77,12 +77,10 @@ def run(args: argparse.Namespace) -> int:
         ui.emit_json({name: _decoded(value) for name, value in outputs.items()})
     else:
         rows = []
-        for name in ("wheels", "images"):
+        for name in ("wheels", "images", "manifests"):
             shards = json.loads(outputs[name])
             jobs = sum(len(s["include"]) for s in shards)
             rows.append([name, str(jobs), str(len(shards))])
-        manifests = json.loads(outputs["manifests"])["include"]
-        rows.append(["manifests", str(len(manifests)), "1" if manifests else "0"])
         title = f"CI plan for {', '.join(r.name for r in releases)} ({len(plan)} targets)"
         ui.stdout.print(ui.table(title, ["jobs", "count", f"shards (<= {ci.MAX_JOBS} jobs each)"], rows))
     return 0
@@ -97,10 +95,10 @@ def _decoded(value: str) -> object:
 
 def _markdown_summary(outputs: dict[str, str]) -> str:
     lines = ["### buildmatrix CI plan", "", "| job | runner | id |", "| :-- | :-- | :-- |"]
-    for name in ("wheels", "images"):
+    for name in ("wheels", "images", "manifests"):
         for shard in json.loads(outputs[name]):
-            lines.extend(f"| {name} | {job['runner']} | `{job['id']}` |" for job in shard["include"])
-    lines.extend(
-        f"| manifest | ubuntu-24.04 | `{job['id']}` |" for job in json.loads(outputs["manifests"])["include"]
-    )
+            lines.extend(
+                f"| {name} | {job.get('runner', 'ubuntu-24.04')} | `{job['id']}` |"
+                for job in shard["include"]
+            )
     return "\n".join(lines) + "\n\n"
