@@ -14,17 +14,18 @@ that the package really carried those values into the wheel.
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from buildmatrix.model import Matrix, Release, WheelPackage
+
+if TYPE_CHECKING:
+    from packaging.metadata import Metadata
 
 __all__ = ["BUILD_FILE", "SCHEMA", "BuildInfo", "build_info", "metadata_problems"]
 
@@ -120,6 +121,10 @@ def metadata_problems(wheel: Path, info: BuildInfo) -> list[str]:
 
 
 def _read_metadata(wheel: Path) -> Metadata:
+    import zipfile  # deferred with packaging.metadata: a rerun that skips everything needs neither
+
+    from packaging.metadata import Metadata
+
     with zipfile.ZipFile(wheel) as archive:
         names = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         if len(names) != 1:

@@ -59,7 +59,8 @@ class OutputFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         self._remove_abandoned_work()
-        work = self.root / f"{_WORK_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        # Absolute: cibuildwheel runs in the staged source, not in our working directory.
+        work = (self.root / f"{_WORK_PREFIX}{os.getpid()}-{secrets.token_hex(4)}").resolve()
         work.mkdir()
         try:
             yield work
