@@ -8,6 +8,7 @@ from pathlib import Path
 from buildmatrix import ui
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.wheels import BACKENDS, Report, Status, WheelsRequest, run_wheels
+from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER
 
 HELP = "build the matrix's wheels (cibuildwheel or local), audit them, publish with a manifest"
 
@@ -103,7 +104,10 @@ def _print_dry_run(report: Report) -> None:
         for line in result.info.text().splitlines():
             out.print(f"    {line}", markup=False)
         for command in job.commands:
-            out.print(f"  + {command.display()}", markup=False)
+            for number, line in enumerate(command.describe()):
+                out.print(f"  {'+' if number == 0 else ' '} {line}", markup=False)
+        if any(WHEEL_PLACEHOLDER in arg for c in job.commands for arg in c.argv):
+            out.print(f"  ({WHEEL_PLACEHOLDER} is the wheel the build left)", markup=False)
         out.print(
             f"  then audit each wheel; publish to {report.out}/ or keep it in {report.out}/rejected/",
             markup=False,

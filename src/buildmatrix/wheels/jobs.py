@@ -45,19 +45,18 @@ class Command:
             env["PATH"] = os.pathsep.join([*self.path_prepend, os.environ.get("PATH", "")])
         return env
 
-    def display(self) -> str:
-        """The command as a shell line a person can paste (environment first)."""
-        assignments = [f"{key}={format_command([value])}" for key, value in self.env.items()]
+    def describe(self) -> list[str]:
+        """How ``--dry-run`` shows it: folder, then one variable per line, then the command."""
+        lines = []
+        if self.cwd is not None:
+            lines.append(f"cd {format_command([str(self.cwd)])}")
+        for key, value in self.env.items():
+            lines.append(f"export {key}={format_command([value])}")
         if self.path_prepend:
             folders = format_command([os.pathsep.join(self.path_prepend)])
-            assignments.append(f"PATH={folders}{os.pathsep}$PATH")
-        prefix = " ".join(assignments)
-        line = format_command(self.argv)
-        if self.cwd is not None:
-            line = f"(cd {format_command([str(self.cwd)])} && {prefix + ' ' if prefix else ''}{line})"
-        elif prefix:
-            line = f"{prefix} {line}"
-        return line
+            lines.append(f"export PATH={folders}{os.pathsep}$PATH")
+        lines.append(format_command(self.argv))
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         return {
