@@ -14,6 +14,7 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +25,7 @@ from packaging.utils import parse_wheel_filename
 from buildmatrix import __version__, _call, ui
 from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
 from buildmatrix.expand import Target, TargetKind, expand
-from buildmatrix.model import Matrix, Release, WheelKind
+from buildmatrix.model import Matrix, Release, WheelKind, WheelPackage
 from buildmatrix.wheels.buildinfo import BUILD_FILE, BuildInfo, build_info, metadata_problems
 from buildmatrix.wheels.cibw import CibuildwheelBackend
 from buildmatrix.wheels.host import Host
@@ -243,6 +244,7 @@ def run_wheels(request: WheelsRequest) -> Report:
     host = Host()
     backend, note = _backend(request, host)
     run = _Run(request, OutputFolder(request.out))
+    _prefetch(host, run, targets, local=isinstance(backend, LocalBackend))
     if request.dry_run:
         planned = plan_jobs(backend, targets, DRY_RUN_WORK)
         results = [result for item in planned for result in run.dry_run(item)]
@@ -270,6 +272,35 @@ def run_wheels(request: WheelsRequest) -> Report:
     )
 
 
+def _prefetch(host: Host, run: _Run, targets: Sequence[Target], *, local: bool) -> None:
+    """Run the slow probes side by side rather than one after the other.
+
+    Each is a subprocess (an interpreter found on PATH, which through a pyenv
+    shim takes a quarter second; the compiler; git for each source), so a rerun
+    with nothing to build costs about the slowest of them, not their sum.
+    """
+    packages = {t.package.source: t.package for t in targets if t.package is not None}
+    versions = {
+        t.python
+        for t in targets
+        if local
+        and t.package is not None
+        and t.package.kind is WheelKind.NATIVE
+        and t.arch.name == host.arch
+        and t.python != host.python.version
+    }
+    native = local and any(p.kind is WheelKind.NATIVE for p in packages.values())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures: list[Future[object]] = [
+            pool.submit(run.read_source, package) for package in packages.values()
+        ]
+        futures += [pool.submit(host.interpreter, version) for version in sorted(versions)]
+        if native:
+            futures.append(pool.submit(lambda: host.compiler))
+        for future in futures:
+            future.result()  # re-raise a bad source folder here, in the caller's thread
+
+
 class _Run:
     """One run's state: the request, the output folder and what was read once."""
 
@@ -280,7 +311,10 @@ class _Run:
         self._infos: dict[tuple[str, str], BuildInfo] = {}
 
     def source_of(self, job: Job) -> SourceTree:
-        root = job.package.source
+        return self.read_source(job.package)
+
+    def read_source(self, package: WheelPackage) -> SourceTree:
+        root = package.source
         if root not in self._sources:
             base = self.request.matrix.root.resolve()
             label = root.relative_to(base).as_posix() if root.is_relative_to(base) else str(root)
