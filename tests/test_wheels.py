@@ -16,6 +16,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,22 @@ def test_cibuildwheel_backend_plans_one_call_per_package_and_arch(
     assert command.argv[-5:] == ("--archs", other_arch(host), "--output-dir", command.argv[-2], ".")
 
 
+def test_a_partial_rebuild_narrows_the_cibuildwheel_call(real_matrix: Matrix, tmp_path: Path) -> None:
+    from buildmatrix.wheels.runner import _narrowed
+
+    release = real_matrix.releases[0]
+    plan = expand(real_matrix, releases=[release], kind=TargetKind.WHEEL)
+    kvbm = [t for t in plan.wheels() if t.package is not None and t.package.name == "kvbm"]
+    backend = CibuildwheelBackend(real_matrix, Host(), engine="docker", emulate=True)
+    job = next(j for j in backend.plan_all(kvbm, tmp_path) if isinstance(j, Job))
+    wider = replace(
+        job, commands=(replace(job.commands[0], env={**job.commands[0].env, "CIBW_BUILD": "a b"}),)
+    )
+    narrowed = _narrowed(wider, [job.targets[0]])
+    assert narrowed.commands[0].env["CIBW_BUILD"] == job.targets[0].build_identifier
+    assert narrowed.targets == (job.targets[0],)
+
+
 # -- selection, planning, dry run -----------------------------------------------------------------
 
 
@@ -272,6 +289,16 @@ def test_source_tree_digest_follows_content_not_build_output(tmp_path: Path) -> 
     assert read_source_tree(root).digest == first.digest
     (root / "src" / "ai_dynamo" / "__init__.py").write_text("# changed\n")
     assert read_source_tree(root).digest != first.digest
+    # An output folder inside the package is neither hashed nor staged.
+    (root / "my-out" / "logs").mkdir(parents=True)
+    (root / "my-out" / "logs" / "x.log").write_text("log\n")
+    assert (
+        read_source_tree(root, exclude=(root / "my-out",)).digest
+        == read_source_tree(root, exclude=(root / "my-out",)).digest
+    )
+    assert "my-out/logs/x.log" in read_source_tree(root).files
+    assert "my-out/logs/x.log" not in read_source_tree(root, exclude=(root / "my-out",)).files
+    shutil.rmtree(root / "my-out")
     staged = tmp_path / "staged"
     read_source_tree(root).stage(staged)
     assert not (staged / "build").exists()

@@ -318,7 +318,7 @@ class _Run:
         if root not in self._sources:
             base = self.request.matrix.root.resolve()
             label = root.relative_to(base).as_posix() if root.is_relative_to(base) else str(root)
-            self._sources[root] = read_source_tree(root, label=label)
+            self._sources[root] = read_source_tree(root, label=label, exclude=(self.out.root,))
         return self._sources[root]
 
     def info_of(self, job: Job) -> BuildInfo:

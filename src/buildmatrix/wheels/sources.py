@@ -74,12 +74,21 @@ class SourceTree:
             shutil.copy2(self.root / relative, target)
 
 
-def read_source_tree(root: Path, *, label: str | None = None) -> SourceTree:
+def read_source_tree(root: Path, *, label: str | None = None, exclude: tuple[Path, ...] = ()) -> SourceTree:
+    """The package at ``root``; files under ``exclude`` (the output folder, when it is
+    inside the package) are neither hashed nor staged."""
     if not (root / "pyproject.toml").is_file() and not (root / "setup.py").is_file():
         msg = f"{root} is not a Python package folder (no pyproject.toml or setup.py)"
         raise UsageError(msg)
     git_files, provenance = _git_files(root)
     files = git_files if git_files is not None else _walk(root)
+    inside = [
+        folder.resolve().relative_to(root.resolve()).as_posix()
+        for folder in exclude
+        if folder.resolve().is_relative_to(root.resolve()) and folder.resolve() != root.resolve()
+    ]
+    if inside:
+        files = tuple(f for f in files if not any(f == d or f.startswith(d + "/") for d in inside))
     return SourceTree(
         root=root,
         label=str(root) if label is None else label,
