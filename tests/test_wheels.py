@@ -25,6 +25,7 @@ from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
+from packaging.version import Version
 
 from buildmatrix.expand import TargetKind, expand
 from buildmatrix.model import Matrix
@@ -506,6 +507,65 @@ def test_wheel_that_fails_the_gate_is_kept_aside(tmp_path: Path) -> None:
     report = json.loads((out / "rejected" / "ai_dynamo-9.9-py3-none-any.whl.audit.json").read_text())
     assert any("0.8.0.dev0" in problem for problem in report["problems"])
     assert not (out / "manifest.json").exists()
+
+
+def _wheel_needing_glibc_234(folder: Path, name: str) -> Path:
+    """A wheel named like a manylinux_2_28 wheel whose extension calls dlopen@GLIBC_2.34."""
+    c_file = folder / "ext.c"
+    c_file.write_text('#include <dlfcn.h>\nvoid *open_it(void) { return dlopen("x", 0); }\n')
+    shared = folder / "ext.abi3.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shared), str(c_file)], check=True)
+    wheel = folder / name
+    dist_info = "ai_dynamo_runtime-0.8.0.dev0.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(shared, "ai_dynamo_runtime/_blockhash.abi3.so")
+        archive.writestr(
+            f"{dist_info}/METADATA",
+            "Metadata-Version: 2.1\nName: ai-dynamo-runtime\nVersion: 0.8.0.dev0\n",
+        )
+        tag = parse_wheel_filename(name)[3]
+        archive.writestr(
+            f"{dist_info}/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n"
+            + "".join(f"Tag: {t}\n" for t in sorted(map(str, tag))),
+        )
+        archive.writestr(f"{dist_info}/RECORD", "")
+    return wheel
+
+
+@pytest.mark.slow
+def test_audit_gate_keeps_an_underclaiming_wheel_aside(real_matrix: Matrix, tmp_path: Path) -> None:
+    """The real audit rejects a wheel tagged 2.28 that needs GLIBC_2.34; it never reaches the output."""
+    from buildmatrix.wheels.runner import Status, WheelsRequest, _Run
+
+    host = Host()
+    if Version(host.glibc or "0") < Version("2.34"):
+        pytest.skip("the host's glibc predates dlopen@GLIBC_2.34")
+    main = real_matrix.releases[0]
+    (target,) = [
+        t
+        for t in expand(real_matrix, releases=[main], kind=TargetKind.WHEEL, arch=host.arch).wheels()
+        if t.package is not None and t.package.name == "ai-dynamo-runtime"
+    ]
+    job = LocalBackend(host).plan(target, tmp_path / "work")
+    assert isinstance(job, Job)
+    built = tmp_path / "built"
+    built.mkdir()
+    wheel = _wheel_needing_glibc_234(
+        built, f"ai_dynamo_runtime-0.8.0.dev0-cp310-abi3-manylinux_2_28_{host.arch}.whl"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    run = _Run(WheelsRequest(matrix=real_matrix, releases=(main,), out=out), OutputFolder(out))
+    status, name, audit, message = run.gate(job, target, wheel)
+    assert status is Status.REJECTED
+    assert name == f"rejected/{wheel.name}"
+    assert "GLIBC_2.34" in audit
+    assert wheels_in(out) == []
+    assert not (out / "manifest.json").exists()
+    report = json.loads((out / "rejected" / f"{wheel.name}.audit.json").read_text())
+    assert report["audit"]["ok"] is False
+    assert any("GLIBC_2.34" in problem for problem in report["problems"])
 
 
 @pytest.mark.slow

@@ -533,7 +533,7 @@ def _audit(wheel: Path, target: Target) -> _AuditVerdict:
     )
     return _AuditVerdict(
         ok=bool(result.ok),
-        problems=tuple(str(v) for v in result.violations),
+        problems=tuple(f"{v.kind}: {v.file}: {v.detail}" for v in result.violations),
         report=result.to_json(),
     )
 
