@@ -561,6 +561,7 @@ def test_audit_gate_keeps_an_underclaiming_wheel_aside(real_matrix: Matrix, tmp_
     assert status is Status.REJECTED
     assert name == f"rejected/{wheel.name}"
     assert "GLIBC_2.34" in audit
+    assert "GLIBC_2.34" in message
     assert wheels_in(out) == []
     assert not (out / "manifest.json").exists()
     report = json.loads((out / "rejected" / f"{wheel.name}.audit.json").read_text())
