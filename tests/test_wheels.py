@@ -414,6 +414,26 @@ def test_native_wheel_works(built: tuple[Path, Any], tmp_path: Path) -> None:
         check=True,
     )
     assert result.stdout.strip() == "0.8.0.dev0"  # the release's version, from its dist-info
+    # The package's own test suite (what cibuildwheel runs in CI) against the built wheel.
+    suite = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(REPO / "examples" / "ai-dynamo-runtime" / "tests"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert suite.returncode == 0, suite.stdout + suite.stderr
+    assert " passed" in suite.stdout
 
 
 @pytest.mark.slow

@@ -2,9 +2,8 @@
 
 import random
 
-import pytest
-
 import ai_dynamo_runtime
+import pytest
 from ai_dynamo_runtime import block_hashes, common_prefix_blocks, reference, xxh64
 
 # Published XXH64 vectors (xxHash's sanity checks and the Python `xxhash` package).
@@ -23,7 +22,7 @@ def test_known_vectors(data: bytes, seed: int, expected: int) -> None:
 
 
 def test_c_matches_reference_on_every_length() -> None:
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311  (test data, not secrets)
     for length in range(0, 100):
         data = bytes(rng.randrange(256) for _ in range(length))
         seed = rng.randrange(1 << 64)
@@ -35,7 +34,7 @@ def test_block_hashes_chain_prefixes() -> None:
     hashes = block_hashes(tokens, 16)
     assert len(hashes) == 6  # only full blocks
     assert hashes == reference.block_hashes(tokens, 16)
-    changed = block_hashes(tokens[:40] + [7] + tokens[41:], 16)
+    changed = block_hashes([*tokens[:40], 7, *tokens[41:]], 16)
     assert common_prefix_blocks(hashes, changed) == 2
 
 

@@ -1,7 +1,6 @@
 """The package's own tests; cibuildwheel runs them against each built wheel."""
 
 import pytest
-
 from kvbm import BlockPool
 
 

@@ -25,7 +25,7 @@ except PackageNotFoundError:  # imported from a source tree, not installed
 def common_prefix_blocks(a: list[int], b: list[int]) -> int:
     """How many leading blocks two block-hash lists share (the reusable KV cache)."""
     shared = 0
-    for left, right in zip(a, b):
+    for left, right in zip(a, b, strict=False):  # the shorter list bounds the prefix
         if left != right:
             break
         shared += 1
