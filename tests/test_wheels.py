@@ -263,6 +263,28 @@ def test_dry_run_prints_commands_and_touches_nothing(cli: Callable[..., Any], tm
     assert not out.exists()
 
 
+def test_auto_backend_follows_the_container_engine(real_matrix: Matrix) -> None:
+    from buildmatrix.errors import UsageError
+    from buildmatrix.wheels.runner import WheelsRequest, _backend
+
+    request = WheelsRequest(matrix=real_matrix, releases=real_matrix.releases[:1])
+    with_engine, without_engine = Host(), Host()
+    with_engine.__dict__["engine"] = "podman"  # what the cached probe would have found
+    without_engine.__dict__["engine"] = None
+    backend, note = _backend(request, with_engine)
+    assert isinstance(backend, CibuildwheelBackend)
+    assert (backend.engine, note) == ("podman", "")
+    backend, note = _backend(request, without_engine)
+    assert isinstance(backend, LocalBackend)
+    assert "using the local backend" in note
+    explicit = replace(request, backend="cibuildwheel")
+    with pytest.raises(UsageError, match="needs a container engine"):
+        _backend(explicit, without_engine)
+    backend, note = _backend(replace(explicit, dry_run=True), without_engine)
+    assert isinstance(backend, CibuildwheelBackend)
+    assert "showing the docker options" in note
+
+
 def test_bad_selection_is_a_usage_error(cli: Callable[..., Any], tmp_path: Path) -> None:
     matrix = REPO / "matrix.toml"
     result = cli("wheels", "--matrix", matrix, "--package", "kvbn", "--dry-run")
