@@ -516,6 +516,32 @@ def test_rerun_skips_unchanged_and_rebuilds_what_changed(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+def test_provenance_and_reproducible_rebuilds(tmp_path: Path) -> None:
+    """In a git work tree: the manifest names the commit, and a forced rebuild is byte-identical."""
+    root = copy_project(tmp_path)
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "example"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    out = tmp_path / "out"
+    args = ("--matrix", root / "matrix.toml", "--out", out, "--backend", "local")
+    packages = ("--package", "ai-dynamo", "--package", "ai-dynamo-runtime")
+    assert _wheels(*args, *packages).returncode == 0
+    first = {target: entry["sha256"] for target, entry in manifest(out).items()}
+    runtime = f"wheel:ai-dynamo-runtime:main:cp310-abi3:{Host().arch}"
+    source = manifest(out)[runtime]["source"]
+    assert (source["git_commit"], source["dirty"]) == (head.stdout.strip(), False)
+    assert _wheels(*args, *packages, "--force").returncode == 0
+    assert {target: entry["sha256"] for target, entry in manifest(out).items()} == first
+    # An uncommitted edit is built, and recorded as dirty.
+    c_file = root / "examples" / "ai-dynamo-runtime" / "src" / "ai_dynamo_runtime" / "_blockhash.c"
+    c_file.write_text(c_file.read_text() + "\n/* edited */\n")
+    assert _wheels(*args, *packages).returncode == 0
+    assert manifest(out)[runtime]["source"]["dirty"] is True
+
+
+@pytest.mark.slow
 def test_broken_package_next_to_a_good_one(tmp_path: Path) -> None:
     root = copy_project(tmp_path)
     source = root / "examples" / "ai-dynamo-runtime" / "src" / "ai_dynamo_runtime" / "_blockhash.c"

@@ -13,6 +13,7 @@ as unbuildable with what would build it, never attempted.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -67,7 +68,7 @@ class LocalBackend:
         slug = job_slug(target)
         work = work_root / slug
         source, dist, repaired = work / "src", work / "dist", work / "repaired"
-        commands = [self._frontend(interpreter, source, dist)]
+        commands = [self._frontend(interpreter, source, dist, native=native)]
         tools = self._tools(interpreter)
         if native:
             commands.append(
@@ -139,11 +140,18 @@ class LocalBackend:
             )
         return ""
 
-    def _frontend(self, interpreter: Interpreter, source: Path, dist: Path) -> Command:
+    def _frontend(self, interpreter: Interpreter, source: Path, dist: Path, *, native: bool) -> Command:
+        env = {}
+        if native:
+            # The staging folder's name is random; mapping it away keeps it out of the
+            # compiled code, so the same inputs give the same bytes (same sha256).
+            flags = os.environ.get("CFLAGS", "")
+            env["CFLAGS"] = f"{flags} -ffile-prefix-map={source}=.".strip()
         if self.host.uv is not None:
             argv = (self.host.uv, "build", "--wheel", "--python", str(interpreter.path))
-            return Command(argv=(*argv, "--out-dir", str(dist), str(source)))
-        return Command(argv=(sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)))
+            return Command(argv=(*argv, "--out-dir", str(dist), str(source)), env=env)
+        argv = (sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source))
+        return Command(argv=argv, env=env)
 
     def _tools(self, interpreter: Interpreter) -> dict[str, str]:
         frontend = (
