@@ -148,10 +148,10 @@ class LocalBackend:
             flags = os.environ.get("CFLAGS", "")
             env["CFLAGS"] = f"{flags} -ffile-prefix-map={source}=.".strip()
         if self.host.uv is not None:
-            argv = (self.host.uv, "build", "--wheel", "--python", str(interpreter.path))
-            return Command(argv=(*argv, "--out-dir", str(dist), str(source)), env=env)
-        argv = (sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source))
-        return Command(argv=argv, env=env)
+            uv = (self.host.uv, "build", "--wheel", "--python", str(interpreter.path))
+            return Command(argv=(*uv, "--out-dir", str(dist), str(source)), env=env)
+        build = (sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source))
+        return Command(argv=build, env=env)
 
     def _tools(self, interpreter: Interpreter) -> dict[str, str]:
         frontend = (
