@@ -13,7 +13,18 @@ from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER
 HELP = "build the matrix's wheels (cibuildwheel or local), audit them, publish with a manifest"
 
 
+EPILOG = (
+    "Each package is built from a staged copy of its source holding "
+    ".buildmatrix/build.json (the release's version; for the meta package also its "
+    "runtime requirement and framework extras, generated from the matrix's pins). "
+    "Exit codes: 0 every buildable target built or unchanged (targets this host cannot "
+    "build are listed with what would build them); 1 a target failed or was rejected "
+    "(after the others ran); 2 bad input, or nothing selected can be built here."
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument(
         "--release",
         action="append",
