@@ -159,10 +159,7 @@ def storage_env(root: Path) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
     conf = root / "storage.conf"
     conf.write_text(
-        "[storage]\n"
-        'driver = "vfs"\n'
-        f'graphroot = "{root / "graph"}"\n'
-        f'runroot = "{root / "run"}"\n'
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{root / "graph"}"\nrunroot = "{root / "run"}"\n'
     )
     return {
         "CONTAINERS_STORAGE_CONF": str(conf),
@@ -207,7 +204,7 @@ def import_base_image(tarball: Path, env: Mapping[str, str]) -> str:
 def _run(*args: str, env: Mapping[str, str] | None = None) -> str:
     print("+ " + " ".join(args), file=sys.stderr, flush=True)
     result = subprocess.run(
-        list(args), env=None if env is None else dict(env), capture_output=True, text=True
+        list(args), env=None if env is None else dict(env), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         msg = f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}"
@@ -217,9 +214,7 @@ def _run(*args: str, env: Mapping[str, str] | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--import", dest="do_import", action="store_true", help="also import it into buildah"
-    )
+    parser.add_argument("--import", dest="do_import", action="store_true", help="also import it into buildah")
     parser.add_argument("--storage-root", type=Path, help="private buildah storage for --import")
     args = parser.parse_args(argv)
     tarball = rootfs_tarball()

@@ -94,9 +94,7 @@ def dry_run_json(cli: Cli, *args: str | Path) -> dict[str, Any]:
 
 def test_plan_carries_every_pin_of_the_release(real_matrix: Matrix) -> None:
     for release in real_matrix.releases:
-        builds = plan_images(
-            real_matrix, [release], resolve_frameworks(real_matrix, ["all"]), FIXED
-        )
+        builds = plan_images(real_matrix, [release], resolve_frameworks(real_matrix, ["all"]), FIXED)
         assert [b.framework for b in builds] == ["vllm", "sglang", "trtllm"]
         for build in builds:
             framework = real_matrix.framework(build.framework)
@@ -115,9 +113,7 @@ def test_plan_carries_every_pin_of_the_release(real_matrix: Matrix) -> None:
             assert build.labels["org.opencontainers.image.version"] == str(release.version)
             assert build.labels["org.buildmatrix.release"] == release.name
             assert build.labels["org.buildmatrix.framework"] == build.framework
-            assert build.tags == (
-                f"localhost/dynamo/{build.image}:{release.name}-cuda{cuda.major}",
-            )
+            assert build.tags == (f"localhost/dynamo/{build.image}:{release.name}-cuda{cuda.major}",)
             assert build.platforms == ("linux/amd64", "linux/arm64")
 
 
@@ -140,9 +136,7 @@ def test_plan_of_v0_7_1(real_matrix: Matrix) -> None:
     assert vllm.labels["org.opencontainers.image.source"] == real_matrix.source_url
 
 
-def test_golden_bake_file_of_the_real_matrix(
-    real_matrix: Matrix, golden: Callable[[str, str], None]
-) -> None:
+def test_golden_bake_file_of_the_real_matrix(real_matrix: Matrix, golden: Callable[[str, str], None]) -> None:
     options = ImageOptions(
         created=FIXED.created,
         revision=FIXED.revision,
@@ -150,9 +144,7 @@ def test_golden_bake_file_of_the_real_matrix(
         cache_from="registry.example.com/dynamo/cache",
         cache_to="registry.example.com/dynamo/cache",
     )
-    builds = plan_images(
-        real_matrix, real_matrix.releases, resolve_frameworks(real_matrix, ["all"]), options
-    )
+    builds = plan_images(real_matrix, real_matrix.releases, resolve_frameworks(real_matrix, ["all"]), options)
     definition = bake_definition(builds, real_matrix.root)
     assert len(definition["target"]) == len(real_matrix.releases) * 3
     golden("images-bake.json", json.dumps(definition, indent=2) + "\n")
@@ -180,9 +172,7 @@ def test_bake_target_shape(real_matrix: Matrix, tmp_path: Path) -> None:
         "type=registry,ref=reg.example.com/cache:vllm-cuda12-amd64",
         "type=registry,ref=reg.example.com/cache:vllm-cuda12-arm64",
     ]
-    assert target["cache-to"] == [
-        "type=registry,ref=reg.example.com/cache:vllm-cuda12-amd64-arm64,mode=max"
-    ]
+    assert target["cache-to"] == ["type=registry,ref=reg.example.com/cache:vllm-cuda12-amd64-arm64,mode=max"]
     assert target["secret"] == [f"type=file,id=netrc,src={secret}"]
     assert target["contexts"] == {"find-links": str(tmp_path)}
     # A secret never reaches an arg or a label.
@@ -194,7 +184,8 @@ def test_no_cache_to_unless_asked(real_matrix: Matrix) -> None:
     (build,) = plan_images(
         real_matrix, real_matrix.releases[:1], resolve_frameworks(real_matrix, ["vllm"]), options
     )
-    assert build.cache_from and not build.cache_to
+    assert build.cache_from
+    assert not build.cache_to
     assert "cache-to" not in bake_definition([build], real_matrix.root)["target"][build.name]
 
 
@@ -206,7 +197,8 @@ def test_split_per_arch_and_merge(real_matrix: Matrix) -> None:
     amd64, arm64 = plan_images(
         real_matrix, real_matrix.releases[:1], frameworks, ImageOptions(**{**_fields(options), "split": True})
     )
-    assert amd64.platforms == ("linux/amd64",) and arm64.platforms == ("linux/arm64",)
+    assert amd64.platforms == ("linux/amd64",)
+    assert arm64.platforms == ("linux/arm64",)
     assert amd64.tags == ("reg.example.com/d/vllm-runtime:main-cuda12-amd64",)
     assert [str(r) for r in arm64.cache_to] == ["reg.example.com/c:vllm-cuda12-arm64"]
     assert [str(r) for r in arm64.cache_from] == ["reg.example.com/c:vllm-cuda12-arm64"]
@@ -235,11 +227,10 @@ def test_buildah_commands(real_matrix: Matrix) -> None:
     assert build_cmd[:2] == ["buildah", "build"]
     assert build_cmd[build_cmd.index("--platform") + 1] == "linux/amd64,linux/arm64"
     assert build_cmd[build_cmd.index("--manifest") + 1] == build.tags[0]
-    assert "--build-arg" in build_cmd and "PIN_VLLM=0.12.0" in build_cmd
+    assert "--build-arg" in build_cmd
+    assert "PIN_VLLM=0.12.0" in build_cmd
     assert "org.buildmatrix.pin.nixl=0.8.0" in build_cmd
-    assert push_cmd == [
-        "buildah", "manifest", "push", "--all", build.tags[0], f"docker://{build.tags[0]}"
-    ]
+    assert push_cmd == ["buildah", "manifest", "push", "--all", build.tags[0], f"docker://{build.tags[0]}"]
 
 
 def test_toolkit_wheels_from_the_wheelhouse(real_matrix: Matrix, tmp_path: Path) -> None:
@@ -261,9 +252,11 @@ def test_stage_args_reads_the_real_dockerfile() -> None:
     assert vllm[0] == "BASE_IMAGE"
     assert {"PYTHON_VERSION", "BUILDMATRIX_CUDA", "RELEASE", "RELEASE_VERSION"} <= set(vllm)
     assert {a for a in vllm if a.startswith("PIN_")} == {"PIN_VLLM", "PIN_NIXL"}
-    assert "TARGETARCH" not in vllm and "EXTRAS_VLLM" not in vllm  # automatic / defaulted
+    assert "TARGETARCH" not in vllm
+    assert "EXTRAS_VLLM" not in vllm
     trtllm = stage_args(text, "trtllm-runtime")
-    assert trtllm is not None and "PIN_TENSORRT_LLM" in trtllm
+    assert trtllm is not None
+    assert "PIN_TENSORRT_LLM" in trtllm
     assert stage_args(text, "nope") is None
 
 
@@ -320,7 +313,8 @@ def test_dry_run_all_and_buildah_commands(cli: Cli, tmp_path: Path) -> None:
 def test_dry_run_table(cli: Cli, tmp_path: Path) -> None:
     result = cli("images", "sglang", "--engine", "buildah", "--dry-run", "--out", tmp_path)
     assert result.code == 0, result.err
-    assert "sglang==0.5.6" in result.out and "$ buildah build" in result.out
+    assert "sglang==0.5.6" in result.out
+    assert "$ buildah build" in result.out
 
 
 def test_unknown_framework_lists_the_known_ones(cli: Cli) -> None:
@@ -366,7 +360,8 @@ def test_split_and_merge_exclude_each_other(cli: Cli) -> None:
 
 def test_no_framework_is_a_usage_error(cli: Cli) -> None:
     result = cli("images", "--dry-run")
-    assert result.code == 2 and "vllm, sglang, trtllm" in result.err
+    assert result.code == 2
+    assert "vllm, sglang, trtllm" in result.err
 
 
 def test_missing_pin_in_the_dockerfile_is_exit_2(cli: Cli, tmp_path: Path) -> None:
@@ -376,7 +371,8 @@ def test_missing_pin_in_the_dockerfile_is_exit_2(cli: Cli, tmp_path: Path) -> No
     dockerfile.write_text(text.replace("ARG PIN_VLLM\n", "ARG PIN_VLLM\nARG PIN_UCX\n", 1))
     result = cli("images", "vllm", "--matrix", matrix, "--dry-run", "--engine", "buildah")
     assert result.code == 2
-    assert "PIN_UCX" in result.err and "release main has no pin for ucx" in result.err
+    assert "PIN_UCX" in result.err
+    assert "release main has no pin for ucx" in result.err
 
 
 def test_pin_the_dockerfile_ignores_is_exit_2(cli: Cli, tmp_path: Path) -> None:
@@ -425,7 +421,9 @@ def _python_311_matrix(tmp_path: Path) -> Path:
     """The real matrix, except that images use the base's Python (Debian bookworm: 3.11)."""
 
     def edit(text: str) -> str:
-        edited = text.replace('\npython = "3.12"\nos = "ubuntu-24.04"', '\npython = "3.11"\nos = "ubuntu-24.04"')
+        edited = text.replace(
+            '\npython = "3.12"\nos = "ubuntu-24.04"', '\npython = "3.11"\nos = "ubuntu-24.04"'
+        )
         assert edited.count('python = "3.11"') == 3, "matrix.toml's [image.*] layout changed"
         return edited
 
@@ -461,7 +459,8 @@ def test_real_buildah_build_carries_the_matrix_pins(cli: Cli, base_image: str, t
     statuses = {r["name"]: r["status"] for r in report["results"]}
     assert statuses == {"vllm-main-cuda12": "built", "sglang-main-cuda12": "failed"}
     sglang_log = (tmp_path / "out" / "logs" / "sglang-main-cuda12.log").read_text()
-    assert "sglang" in sglang_log and "install_pins: error: pip could not install" in sglang_log
+    assert "sglang" in sglang_log
+    assert "install_pins: error: pip could not install" in sglang_log
 
     tag = f"{prefix}/vllm-runtime:main-cuda12"
     manifest = json.loads(_buildah("manifest", "inspect", tag))
@@ -484,10 +483,14 @@ def test_real_buildah_build_carries_the_matrix_pins(cli: Cli, base_image: str, t
         pins_file = json.loads(_buildah("run", container, "--", "cat", "/opt/buildmatrix/pins.json"))
         installed = json.loads(
             _buildah(
-                "run", container, "--", "python", "-c",
+                "run",
+                container,
+                "--",
+                "python",
+                "-c",
                 "import importlib.metadata as m, json; print(json.dumps("
                 "{d.metadata['Name']: d.version for d in m.distributions()}))",
-            )  # fmt: skip
+            )
         )
     finally:
         _buildah("rm", container)
@@ -521,7 +524,8 @@ def test_real_build_stops_at_once_without_a_pin(base_image: str, tmp_path: Path)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "build arg PIN_NIXL is missing" in output
-    assert "Successfully installed" not in output and "Looking in links" not in output
+    assert "Successfully installed" not in output
+    assert "Looking in links" not in output
 
 
 @pytest.mark.container

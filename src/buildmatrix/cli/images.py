@@ -13,6 +13,7 @@ from buildmatrix.errors import BuildMatrixError, UsageError
 from buildmatrix.images import (
     ENGINES,
     BuildxEngine,
+    Engine,
     ImageOptions,
     Result,
     Status,
@@ -22,6 +23,7 @@ from buildmatrix.images import (
     run_merges,
     select_engine,
 )
+from buildmatrix.images.engine import buildx_available
 from buildmatrix.images.plan import (
     ImageBuild,
     check_base_image,
@@ -68,9 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="OS/ARCH",
         help="only these platforms (comma-separated or repeated); default: the image's arches",
     )
-    parser.add_argument(
-        "--engine", choices=ENGINES, default="auto", help="image builder (default: auto)"
-    )
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="image builder (default: auto)")
     parser.add_argument(
         "--tag-prefix",
         metavar="REPO",
@@ -95,9 +95,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="the toolkit's own wheels to add when present (default: <matrix folder>/wheelhouse)",
     )
-    parser.add_argument(
-        "--cache-from", metavar="REF", help="registry cache repository to read (no tag)"
-    )
+    parser.add_argument("--cache-from", metavar="REF", help="registry cache repository to read (no tag)")
     parser.add_argument(
         "--cache-to",
         metavar="REF",
@@ -128,9 +126,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where docker-bake.json and the logs go (default: <matrix folder>/out/images)",
     )
     parser.add_argument("--dry-run", action="store_true", help="show the plan and commands only")
-    parser.add_argument(
-        "--format", choices=["table", "json"], default="table", help="output format"
-    )
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
 
 def _created() -> datetime.datetime:
@@ -146,14 +142,14 @@ def _created() -> datetime.datetime:
 
 def _revision(root: Path) -> str:
     try:
-        return call(
-            "git", "-C", str(root), "rev-parse", "HEAD", capture_stdout=True, echo=False
-        ).strip()
+        return call("git", "-C", str(root), "rev-parse", "HEAD", capture_stdout=True, echo=False).strip()
     except BuildMatrixError:
         return "unknown"
 
 
-def options_from_args(args: argparse.Namespace, root: Path, matrix_platforms: tuple[str, ...]) -> ImageOptions:
+def options_from_args(
+    args: argparse.Namespace, root: Path, matrix_platforms: tuple[str, ...]
+) -> ImageOptions:
     if (args.push or args.merge) and not args.tag_prefix:
         msg = "--push and --merge need --tag-prefix REPO (the registry the images go to)"
         raise UsageError(msg)
@@ -194,39 +190,36 @@ def run(args: argparse.Namespace) -> int:
         steps = merge_steps(builds)
         if args.dry_run:
             commands = [c for step in steps for c in engine.merge_commands(step)]
-            return _show_plan(args, engine.name, builds, commands, root)
+            return _show_plan(args, engine, builds, commands, root)
         results = run_merges(engine, steps, log_dir=out_dir / "logs")
         return _summary(args, results)
 
     if args.dry_run:
         engine.prepare(builds)
         commands = [c for build in builds for c in engine.build_commands(build, push=args.push)]
-        return _show_plan(args, engine.name, builds, commands, root, engine)
+        return _show_plan(args, engine, builds, commands, root)
     results = run_builds(engine, builds, push=args.push, log_dir=out_dir / "logs")
     return _summary(args, results)
 
 
 def _show_plan(
     args: argparse.Namespace,
-    engine_name: str,
+    engine: Engine,
     builds: list[ImageBuild],
     commands: list[list[str]],
     root: Path,
-    engine: object = None,
 ) -> int:
+    engine_name = engine.name
     bake_print = None
-    if isinstance(engine, BuildxEngine):
-        from buildmatrix.images.engine import buildx_available
-
-        if buildx_available():
-            bake_print = engine.print_definition()
+    if isinstance(engine, BuildxEngine) and not args.merge and buildx_available():
+        bake_print = engine.print_definition()
     if args.format == "json":
         data: dict[str, object] = {
             "engine": engine_name,
             "images": [build.to_json(root) for build in builds],
             "commands": [format_command(c) for c in commands],
         }
-        if isinstance(engine, BuildxEngine):
+        if isinstance(engine, BuildxEngine) and not args.merge:
             data["bake_file"] = str(engine.bake_file)
         if bake_print is not None:
             data["bake_print"] = bake_print
@@ -249,7 +242,7 @@ def _show_plan(
             rows,
         )
     )
-    if isinstance(engine, BuildxEngine):
+    if isinstance(engine, BuildxEngine) and not args.merge:
         ui.stdout.print(f"bake file: {engine.bake_file}", markup=False)
     for command in commands:
         ui.stdout.print("$ " + format_command(command), markup=False)
@@ -265,7 +258,14 @@ def _summary(args: argparse.Namespace, results: list[Result]) -> int:
         ui.emit_json({"results": [r.to_json() for r in results], "failed": len(failed)})
     else:
         rows = [
-            [r.name, ", ".join(r.platforms), "\n".join(r.tags), str(r.status), f"{r.seconds:.0f}s", str(r.log)]
+            [
+                r.name,
+                ", ".join(r.platforms),
+                "\n".join(r.tags),
+                str(r.status),
+                f"{r.seconds:.0f}s",
+                str(r.log),
+            ]
             for r in results
         ]
         ui.stdout.print(

@@ -97,8 +97,14 @@ class BuildxEngine:
     def print_definition(self) -> str:
         """``docker buildx bake --print``: the definition as buildx resolves it."""
         return call(
-            "docker", "buildx", "bake", "--file", str(self.bake_file), "--print",
-            capture_stdout=True, cwd=self.root,
+            "docker",
+            "buildx",
+            "bake",
+            "--file",
+            str(self.bake_file),
+            "--print",
+            capture_stdout=True,
+            cwd=self.root,
         )
 
     def run(self, command: list[str], log: IO[str]) -> None:

@@ -90,8 +90,6 @@ def stage_args(text: str, target: str) -> list[str] | None:
                 required.append(name)
     # A global arg is needed when a stage's FROM uses it.
     used_globals = [
-        name
-        for name in global_args
-        if any(f"${{{name}}}" in s.base or f"${name}" in s.base for s in chain)
+        name for name in global_args if any(f"${{{name}}}" in s.base or f"${name}" in s.base for s in chain)
     ]
     return used_globals + [name for name in required if name not in used_globals]

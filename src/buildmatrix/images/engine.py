@@ -127,9 +127,7 @@ def _run_steps(
     return True, "", time.monotonic() - started
 
 
-def run_builds(
-    engine: Engine, builds: Sequence[ImageBuild], *, push: bool, log_dir: Path
-) -> list[Result]:
+def run_builds(engine: Engine, builds: Sequence[ImageBuild], *, push: bool, log_dir: Path) -> list[Result]:
     """Build every image; a failure is recorded and the others still run."""
     engine.prepare(builds)
     results: list[Result] = []
@@ -141,9 +139,7 @@ def run_builds(
                 engine, build.name, engine.build_commands(build, push=push), log_path
             )
             status = (Status.PUSHED if push else Status.BUILT) if ok else Status.FAILED
-            results.append(
-                Result(build.name, build.tags, build.platforms, status, seconds, log_path, error)
-            )
+            results.append(Result(build.name, build.tags, build.platforms, status, seconds, log_path, error))
             tracker.advance(f"{build.name}: {status}")
     return results
 
@@ -156,9 +152,7 @@ def run_merges(engine: Engine, steps: Sequence[MergeStep], *, log_dir: Path) -> 
             log_path = log_dir / f"merge-{name}.log"
             ok, error, seconds = _run_steps(engine, name, engine.merge_commands(step), log_path)
             status = Status.MERGED if ok else Status.FAILED
-            results.append(
-                Result(step.tag, (step.tag,), step.platforms, status, seconds, log_path, error)
-            )
+            results.append(Result(step.tag, (step.tag,), step.platforms, status, seconds, log_path, error))
             tracker.advance(f"{step.tag}: {status}")
     return results
 

@@ -401,9 +401,7 @@ def _cache_refs(
     keys = list(dict.fromkeys(["-".join(archs), *archs]))
     stem = f"{framework}-cuda{cuda_major}"
     cache_from = (
-        tuple(CacheRef(options.cache_from, f"{stem}-{key}") for key in keys)
-        if options.cache_from
-        else ()
+        tuple(CacheRef(options.cache_from, f"{stem}-{key}") for key in keys) if options.cache_from else ()
     )
     cache_to = (CacheRef(options.cache_to, f"{stem}-{keys[0]}"),) if options.cache_to else ()
     return cache_from, cache_to
