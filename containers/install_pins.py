@@ -80,7 +80,8 @@ def main(argv: list[str]) -> int:
     toolkit = [Requirement(text) for text in args.toolkit.split()]
     requirements += [str(requirement) for requirement in toolkit]
 
-    command = [sys.executable, "-m", "pip", "install", "--no-cache-dir"]
+    # pip's cache is a build cache mount (see the Dockerfile), not part of the image.
+    command = [sys.executable, "-m", "pip", "install"]
     if args.no_index:
         command.append("--no-index")
     elif args.index_url:

@@ -23,7 +23,7 @@ from buildmatrix.images import (
     run_merges,
     select_engine,
 )
-from buildmatrix.images.engine import buildx_available
+from buildmatrix.images.engine import buildx_plugin_available
 from buildmatrix.images.plan import (
     ImageBuild,
     check_base_image,
@@ -211,7 +211,7 @@ def _show_plan(
 ) -> int:
     engine_name = engine.name
     bake_print = None
-    if isinstance(engine, BuildxEngine) and not args.merge and buildx_available():
+    if isinstance(engine, BuildxEngine) and not args.merge and buildx_plugin_available():
         bake_print = engine.print_definition()
     if args.format == "json":
         data: dict[str, object] = {

@@ -70,11 +70,14 @@ def _answers(*command: str) -> bool:
     return True
 
 
+def buildx_plugin_available() -> bool:
+    """The buildx plugin is installed (enough for `bake --print`)."""
+    return _answers("docker", "buildx", "version")
+
+
 def buildx_available() -> bool:
-    """A Docker daemon answers and has the buildx plugin."""
-    return _answers("docker", "buildx", "version") and _answers(
-        "docker", "info", "--format", "{{.ServerVersion}}"
-    )
+    """A Docker daemon answers and has the buildx plugin (enough to build)."""
+    return buildx_plugin_available() and _answers("docker", "info", "--format", "{{.ServerVersion}}")
 
 
 def buildah_available() -> bool:
