@@ -23,6 +23,8 @@ __all__ = ["main"]
 COMMANDS: dict[str, str] = {
     "plan": "buildmatrix.cli.plan",
     "images": "buildmatrix.cli.images",
+    "docs": "buildmatrix.cli.docs",
+    "ci": "buildmatrix.cli.ci",
 }
 
 DEFAULT_MATRIX = "matrix.toml"
