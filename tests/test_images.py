@@ -540,3 +540,44 @@ def test_real_build_without_base_image_names_the_arg(base_image: str) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "BASE_IMAGE" in result.stdout + result.stderr
+
+
+def test_base_image_per_cuda_version(cli: Cli, tmp_path: Path) -> None:
+    data = dry_run_json(
+        cli, "all", "--engine", "buildah", "--out", tmp_path,
+        "--base-image", "mirror.example.com/cuda:13.0.0-runtime-ubuntu24.04",
+        "--base-image", "12.8=mirror.example.com/cuda:12.8.1-runtime-ubuntu24.04",
+    )  # fmt: skip
+    bases = {i["framework"]: i["args"]["BASE_IMAGE"] for i in data["images"]}
+    assert bases == {
+        "vllm": "mirror.example.com/cuda:12.8.1-runtime-ubuntu24.04",
+        "sglang": "mirror.example.com/cuda:12.8.1-runtime-ubuntu24.04",
+        "trtllm": "mirror.example.com/cuda:13.0.0-runtime-ubuntu24.04",
+    }
+    assert all(
+        i["labels"]["org.opencontainers.image.base.name"] == bases[i["framework"]] for i in data["images"]
+    )
+
+
+@pytest.mark.parametrize("value", ["11.0=mirror.example.com/cuda:11", "x=mirror.example.com/cuda:12"])
+def test_base_image_for_unknown_cuda_is_exit_2(cli: Cli, value: str) -> None:
+    result = cli("images", "vllm", "--dry-run", "--engine", "buildah", "--base-image", value)
+    assert result.code == 2
+    assert "--base-image" in result.err or "CUDA version" in result.err
+
+
+def test_no_builder_exits_2_saying_what_to_install(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither docker nor buildah
+    auto = cli("images", "vllm", "--out", tmp_path)
+    assert auto.code == 2
+    assert "buildah" in auto.err
+    assert "buildx" in auto.err
+    explicit = cli("images", "vllm", "--engine", "buildah", "--out", tmp_path)
+    assert explicit.code == 2
+    assert "apt-get install buildah" in explicit.err
+    # A dry run needs no builder: it shows the buildx plan.
+    dry = cli("images", "vllm", "--dry-run", "--format", "json", "--out", tmp_path)
+    assert dry.code == 0, dry.err
+    assert json.loads(dry.out)["engine"] == "buildx"

@@ -26,15 +26,16 @@ from buildmatrix.images import (
 from buildmatrix.images.engine import buildx_plugin_available
 from buildmatrix.images.plan import (
     ImageBuild,
-    check_base_image,
     check_find_links,
     check_index_url,
     check_platforms,
     check_repository,
+    parse_base_images,
     parse_secret,
     resolve_frameworks,
 )
 from buildmatrix.loader import load_matrix, select_releases
+from buildmatrix.model import Matrix
 
 HELP = "build the frameworks' runtime images (multi-arch) with every pin from the matrix"
 
@@ -78,7 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--push", action="store_true", help="push the images (needs --tag-prefix)")
     parser.add_argument(
-        "--base-image", metavar="REF", help="pinned base image instead of the matrix's CUDA image"
+        "--base-image",
+        action="append",
+        default=[],
+        metavar="[CUDA=]REF",
+        help="pinned base image instead of the matrix's CUDA image: REF for every image, "
+        "12.8=REF for images on that CUDA (repeatable; e.g. a registry mirror)",
     )
     parser.add_argument("--index-url", metavar="URL", help="Python package index (a mirror)")
     parser.add_argument(
@@ -147,16 +153,14 @@ def _revision(root: Path) -> str:
         return "unknown"
 
 
-def options_from_args(
-    args: argparse.Namespace, root: Path, matrix_platforms: tuple[str, ...]
-) -> ImageOptions:
+def options_from_args(args: argparse.Namespace, matrix: Matrix, platforms: tuple[str, ...]) -> ImageOptions:
     if (args.push or args.merge) and not args.tag_prefix:
         msg = "--push and --merge need --tag-prefix REPO (the registry the images go to)"
         raise UsageError(msg)
     return ImageOptions(
-        platforms=matrix_platforms,
+        platforms=platforms,
         tag_prefix=check_repository(args.tag_prefix, "--tag-prefix") if args.tag_prefix else None,
-        base_image=check_base_image(args.base_image) if args.base_image else None,
+        base_images=parse_base_images(args.base_image, matrix),
         index_url=check_index_url(args.index_url) if args.index_url else None,
         no_index=args.no_index,
         find_links=check_find_links(args.find_links) if args.find_links else None,
@@ -166,7 +170,7 @@ def options_from_args(
         secrets=tuple(parse_secret(value) for value in args.secret),
         split=args.split,
         created=_created(),
-        revision=_revision(root),
+        revision=_revision(matrix.root.resolve()),
     )
 
 
@@ -181,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         matrix, [p.strip() for value in args.platform or [] for p in value.split(",") if p.strip()]
     )
     root = matrix.root.resolve()
-    options = options_from_args(args, root, platforms)
+    options = options_from_args(args, matrix, platforms)
     builds = plan_images(matrix, releases, frameworks, options)
     out_dir = (args.out or root / "out" / "images").resolve()
     engine = select_engine(args.engine, root, out_dir, dry_run=args.dry_run)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from buildmatrix import ui
-from buildmatrix._call import call, format_command
+from buildmatrix._call import call, format_command, which
 from buildmatrix.errors import BuildMatrixError, ToolMissingError, UsageError
 from buildmatrix.images.bake import BuildxEngine
 from buildmatrix.images.buildah import BuildahEngine
@@ -105,6 +105,14 @@ def select_engine(choice: str, root: Path, out_dir: Path, *, dry_run: bool = Fal
                 "daemon), or buildah (`apt-get install buildah`), or pass --engine"
             )
             raise ToolMissingError(msg)
+    elif not dry_run and choice == "buildx" and not buildx_available():
+        msg = (
+            "--engine buildx needs Docker with the buildx plugin and a daemon that answers "
+            "(`docker buildx version`, `docker info`); or use --engine buildah"
+        )
+        raise ToolMissingError(msg)
+    elif not dry_run and choice == "buildah":
+        which("buildah")  # exit 2 with the install hint, before any build starts
     if choice == "buildx":
         return BuildxEngine(root, out_dir / "docker-bake.json")
     return BuildahEngine(root)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.expand import image_pins
@@ -34,6 +34,7 @@ __all__ = [
     "check_index_url",
     "check_repository",
     "merge_steps",
+    "parse_base_images",
     "parse_secret",
     "plan_images",
     "resolve_frameworks",
@@ -77,7 +78,9 @@ class ImageOptions:
 
     platforms: tuple[str, ...] = ()  # empty: every platform the matrix lists
     tag_prefix: str | None = None  # default: localhost/<project>
-    base_image: str | None = None  # default: the matrix's CUDA base image
+    # Base image overrides: "" applies to every image, "12.8" to images on that CUDA;
+    # default: the matrix's [cuda_base_images].
+    base_images: Mapping[str, str] = field(default_factory=dict)
     index_url: str | None = None
     no_index: bool = False
     find_links: Path | None = None
@@ -178,12 +181,26 @@ def check_repository(value: str, flag: str) -> str:
     return value
 
 
-def check_base_image(value: str) -> str:
-    problem = _image_ref_problem(value)
-    if problem:
-        msg = f"--base-image {value!r}: {problem}"
-        raise UsageError(msg)
-    return value
+def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
+    """``REF`` (every image) or ``CUDA=REF`` (images on that CUDA version), each a pinned ref."""
+    chosen: dict[str, str] = {}
+    for value in values:
+        cuda, eq, ref = value.rpartition("=")
+        if eq:
+            try:
+                key = str(Version(cuda))
+            except InvalidVersion:
+                msg = f"--base-image {value!r}: {cuda!r} is not a CUDA version (e.g. 12.8=REF)"
+                raise UsageError(msg) from None
+            check_choice("CUDA version", key, list(matrix.cuda_base_images))
+        else:
+            key = ""
+        problem = _image_ref_problem(ref)
+        if problem:
+            msg = f"--base-image {value!r}: {problem}"
+            raise UsageError(msg)
+        chosen[key] = ref
+    return chosen
 
 
 def check_index_url(value: str) -> str:
@@ -312,7 +329,11 @@ def _plan_one(
         platforms = tuple(image_platforms)
 
     cuda: Version = release.cuda[framework.name]
-    base_image = options.base_image or matrix.cuda_base_images[str(cuda)]
+    base_image = (
+        options.base_images.get(str(cuda))
+        or options.base_images.get("")
+        or matrix.cuda_base_images[str(cuda)]
+    )
     pins = image_pins(framework, release)
     args: dict[str, str] = {
         "BASE_IMAGE": base_image,
