@@ -581,3 +581,21 @@ def test_no_builder_exits_2_saying_what_to_install(
     dry = cli("images", "vllm", "--dry-run", "--format", "json", "--out", tmp_path)
     assert dry.code == 0, dry.err
     assert json.loads(dry.out)["engine"] == "buildx"
+
+
+@pytest.mark.container
+def test_failed_build_is_exit_1_with_summary_and_log(
+    cli: Cli, buildah_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An unreachable base image: the build fails, the table says so, the log has buildah's error."""
+    result = cli(
+        "images", "vllm", "--engine", "buildah", "--platform", "linux/amd64",
+        "--base-image", "localhost/buildmatrix-missing-base:1", "--out", tmp_path,
+    )  # fmt: skip
+    assert result.code == 1
+    assert "0 of 1 image(s) ok" in result.out
+    assert "failed" in result.out
+    assert "vllm-main-cuda12: buildah build exited" in result.err
+    log = (tmp_path / "logs" / "vllm-main-cuda12.log").read_text()
+    assert "+ buildah build" in log
+    assert "localhost/buildmatrix-missing-base:1" in log

@@ -11,7 +11,7 @@ from typing import IO, Protocol
 
 from buildmatrix import ui
 from buildmatrix._call import call, format_command, which
-from buildmatrix.errors import BuildMatrixError, ToolMissingError, UsageError
+from buildmatrix.errors import BuildMatrixError, CommandFailedError, ToolMissingError, UsageError
 from buildmatrix.images.bake import BuildxEngine
 from buildmatrix.images.buildah import BuildahEngine
 from buildmatrix.images.plan import ImageBuild, MergeStep
@@ -131,11 +131,18 @@ def _run_steps(
             for command in commands:
                 engine.run(command, log)
         except BuildMatrixError as error:
-            # The message already holds the log's tail; keep the summary short.
-            first = error.message.splitlines()[0]
             print(f"buildmatrix: {name} failed: {error.message}", file=log)
-            return False, first, time.monotonic() - started
+            return False, _short(error), time.monotonic() - started
     return True, "", time.monotonic() - started
+
+
+def _short(error: BuildMatrixError) -> str:
+    """One line for the summary: which tool failed, and the last thing it said."""
+    if isinstance(error, CommandFailedError):
+        said = [line.strip() for line in error.stderr.splitlines() if line.strip()]
+        head = f"{' '.join(error.command[:2])} exited {error.returncode}"
+        return f"{head}: {said[-1]}" if said else head
+    return error.message.splitlines()[0]
 
 
 def run_builds(engine: Engine, builds: Sequence[ImageBuild], *, push: bool, log_dir: Path) -> list[Result]:
