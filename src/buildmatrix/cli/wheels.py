@@ -50,9 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("wheelhouse"),
         metavar="DIR",
-        help="output folder: wheels, manifest.json, logs/, rejected/ (default: wheelhouse)",
+        help="output folder: wheels, manifest.json, logs/, rejected/ (default: wheelhouse/ "
+        "beside the matrix file, where `buildmatrix images` looks for them)",
     )
     parser.add_argument(
         "--dry-run",
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch,
         python=args.python,
         backend=args.backend,
-        out=args.out,
+        out=args.out if args.out is not None else matrix.root / "wheelhouse",
         dry_run=args.dry_run,
         force=args.force,
     )
