@@ -14,7 +14,6 @@ module assumes glibc and finds nothing, and says so in its docstrings.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -176,7 +175,7 @@ def _ldd(
                 if soabi[0] == "cpython" and len(soabi) > 1 and soabi[1].startswith(valid):
                     libc = Libc.GLIBC
         ldpaths = {"rpath": rpaths, "runpath": runpaths}
-    assert ldpaths is not None  # noqa: S101 - set on the first call
+    assert ldpaths is not None
     search = ldpaths["rpath"] + rpaths + runpaths + ldpaths["runpath"]
     for soname in info.needed:
         if soname in libraries:
@@ -211,9 +210,7 @@ class _ExternalRef:
     blacklist: dict[str, set[str]] = field(default_factory=dict)
 
 
-def _external_references(
-    tree: ElfTree, info: ElfInfo, policies: Any, libc: Libc
-) -> dict[str, _ExternalRef]:
+def _external_references(tree: ElfTree, info: ElfInfo, policies: Any, libc: Libc) -> dict[str, _ExternalRef]:
     """``WheelPolicies.lddtree_external_references`` over an in-wheel tree."""
 
     def filter_libs(libs: Iterable[str], whitelist: frozenset[str]) -> Iterable[str]:
@@ -323,7 +320,7 @@ class AbiReport:
         return result
 
 
-class NotPlatformWheel(Exception):  # noqa: N818 - mirrors auditwheel's NonPlatformWheelError
+class NotPlatformWheel(Exception):
     """No ELF file in the wheel matches its architecture: auditwheel calls it pure."""
 
     def __init__(self, ignored: dict[str, str]) -> None:
@@ -333,7 +330,8 @@ class NotPlatformWheel(Exception):  # noqa: N818 - mirrors auditwheel's NonPlatf
 
 def wheel_architecture(filename: str) -> Architecture | None:
     try:
-        return get_wheel_architecture(filename)  # type: ignore[no-any-return]
+        arch: Architecture = get_wheel_architecture(filename)
+        return arch
     except (WheelToolsError, NonPlatformWheelError):
         return None
 
@@ -400,14 +398,14 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
             other_trees[member] = tree
     if not py_trees and not other_trees:
         raise NotPlatformWheel(ignored)
-    assert architecture is not None  # noqa: S101 - set by the first ELF that counts
+    assert architecture is not None
     _fixup(py_trees, other_trees)
     needed_anywhere = {lib for tree in [*py_trees.values(), *other_trees.values()] for lib in tree.needed}
     if policies is None:
         # auditwheel falls back to the host's libc here; hermetic: glibc.
         libc = Libc.GLIBC
         policies = WheelPolicies(libc=libc, arch=architecture)
-    assert libc is not None  # noqa: S101
+    assert libc is not None
     roots = list(py_trees)
     for member, tree in other_trees.items():
         if posixpath.basename(member) not in needed_anywhere:
@@ -415,18 +413,26 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         refs[member] = _external_references(tree, elfs[member], policies, libc)
     all_trees = {**py_trees, **other_trees}
     return _verdict(
-        policies, versioned, all_trees, tuple(roots), refs, elfs, ucs2=ucs2, pyfpe=pyfpe, ignored=ignored
+        policies=policies,
+        versioned=versioned,
+        trees=all_trees,
+        roots=tuple(roots),
+        refs=refs,
+        elfs=elfs,
+        ucs2=ucs2,
+        pyfpe=pyfpe,
+        ignored=ignored,
     )
 
 
 def _verdict(
+    *,
     policies: Any,
     versioned: dict[str, set[str]],
     trees: dict[str, ElfTree],
     roots: tuple[str, ...],
     refs: dict[str, dict[str, _ExternalRef]],
     elfs: Mapping[str, ElfInfo],
-    *,
     ucs2: bool,
     pyfpe: bool,
     ignored: dict[str, str],
@@ -440,12 +446,8 @@ def _verdict(
     # With no library resolved outside the wheel there are no external symbol
     # versions to merge, so the symbol policy is the symbols' own policy.
     sym_policy = policies.versioned_symbols_policy(versioned)
-    ref_policy = max(
-        (p for p in policies if not merged[p.name].libs), default=policies.linux
-    )
-    blacklist_policy = max(
-        (p for p in policies if not merged[p.name].blacklist), default=policies.linux
-    )
+    ref_policy = max((p for p in policies if not merged[p.name].libs), default=policies.linux)
+    blacklist_policy = max((p for p in policies if not merged[p.name].blacklist), default=policies.linux)
     unsupported: dict[str, str] = {}
     for member in roots:
         _base, extended, error = platform_arch(elfs[member])
@@ -478,4 +480,4 @@ def member_is_unsafe(name: str) -> bool:
     """A member name that would land outside the folder a wheel is unpacked into."""
     if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
         return True
-    return ".." in name.split("/") or os.path.isabs(name)
+    return ".." in name.split("/")

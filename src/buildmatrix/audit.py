@@ -213,9 +213,7 @@ def _open_wheel(path: Path, stack: ExitStack) -> tuple[_OpenWheel, list[zipfile.
     return opened, candidates
 
 
-def _scan(
-    paths: Sequence[Path], jobs: int | None, stack: ExitStack
-) -> Iterator[_OpenWheel]:
+def _scan(paths: Sequence[Path], jobs: int | None, stack: ExitStack) -> Iterator[_OpenWheel]:
     """Open every wheel and start reading all candidate members, biggest first."""
     workers = jobs or len(os.sched_getaffinity(0)) or 1
     pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
@@ -228,7 +226,7 @@ def _scan(
     # Longest first: one huge member started last would leave the other cores idle.
     work.sort(key=lambda item: item[1].compress_size, reverse=True)
     for opened, info in work:
-        assert opened.archive is not None  # noqa: S101 - only readable zips have candidates
+        assert opened.archive is not None
         opened.futures[info.filename] = pool.submit(_read_member, opened.archive, info)
     yield from wheels
 
@@ -307,6 +305,7 @@ def _floor_policy(report: AbiReport, floor: str) -> Any:
 
 
 def _violations(
+    *,
     report: AbiReport,
     elfs: Mapping[str, ElfInfo],
     wheel: str,
@@ -326,15 +325,12 @@ def _violations(
             for excess in _excess(elfs[member], claimed):
                 found.append(Violation("glibc-underclaim", member, f"needs {excess}"))
     # The floor the matrix sets: the tag must be no newer, nor the symbols.
-    if floor is not None:
-        if claimed is None or claimed < floor:
-            shown = claimed.name if claimed is not None else ".".join(platform_tags)
-            found.append(
-                Violation("policy", wheel, f"tagged {shown}, newer than the floor {floor.name}")
-            )
-            for member in report.trees:
-                for excess in _excess(elfs[member], floor):
-                    found.append(Violation("policy", member, f"needs {excess}"))
+    if floor is not None and (claimed is None or claimed < floor):
+        shown = claimed.name if claimed is not None else ".".join(platform_tags)
+        found.append(Violation("policy", wheel, f"tagged {shown}, newer than the floor {floor.name}"))
+        for member in report.trees:
+            for excess in _excess(elfs[member], floor):
+                found.append(Violation("policy", member, f"needs {excess}"))
     held_to = floor if floor is not None else claimed
     if held_to is not None:
         kind = "policy" if floor is not None else "glibc-underclaim"
@@ -354,11 +350,7 @@ def _violations(
             if any(fnmatch.fnmatchcase(lib, pattern) for pattern in rules.allowed_external):
                 continue
             elsewhere = basenames.get(lib)
-            why = (
-                f"bundled as {elsewhere[0]} but not on the run path"
-                if elsewhere
-                else "not bundled"
-            )
+            why = f"bundled as {elsewhere[0]} but not on the run path" if elsewhere else "not bundled"
             for member in members:
                 found.append(
                     Violation(
@@ -381,9 +373,7 @@ def _files(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> tuple[ElfFile, ...
     result = []
     for member, tree in report.trees.items():
         info = elfs[member]
-        bundled = tuple(
-            lib for lib in info.needed if lib in tree.libraries and tree.libraries[lib].member
-        )
+        bundled = tuple(lib for lib in info.needed if lib in tree.libraries and tree.libraries[lib].member)
         versions = tuple(sorted({version for _lib, version in info.version_needs}))
         result.append(ElfFile(member, info.needed, bundled, versions))
     return tuple(result)
@@ -403,9 +393,7 @@ def _finish(opened: _OpenWheel, rules: _Rules) -> WheelAudit:
         violations.append(Violation("corrupt", name, opened.error))
         return _with(empty, violations)
     for member in opened.unsafe:
-        violations.append(
-            Violation("corrupt", member, "member name points outside the wheel; not unpacked")
-        )
+        violations.append(Violation("corrupt", member, "member name points outside the wheel; not unpacked"))
     elfs: dict[str, ElfInfo] = {}
     for member in opened.members:
         future = opened.futures.get(member)
@@ -423,10 +411,17 @@ def _finish(opened: _OpenWheel, rules: _Rules) -> WheelAudit:
     except NotPlatformWheel as pure:
         for member, why in sorted(pure.ignored.items()):
             violations.append(Violation("isa", member, why))
-        return _with(
-            WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor), violations
+        return _with(WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor), violations)
+    violations.extend(
+        _violations(
+            report=report,
+            elfs=elfs,
+            wheel=name,
+            platform_tags=platform_tags,
+            rules=rules,
+            all_members=opened.members,
         )
-    violations.extend(_violations(report, elfs, name, platform_tags, rules, opened.members))
+    )
     highest = report.policies.highest.name
     return WheelAudit(
         wheel=name,

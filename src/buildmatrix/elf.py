@@ -241,9 +241,7 @@ def _parse_header(head: bytes) -> _Layout:
     if shoff and shnum and shentsize < expected_sh:
         msg = f"bad section header entry size {shentsize}"
         raise ElfError(msg)
-    return _Layout(
-        elf_class, endian, osabi, machine, flags, phoff, phentsize, phnum, shoff, shentsize, shnum
-    )
+    return _Layout(elf_class, endian, osabi, machine, flags, phoff, phentsize, phnum, shoff, shentsize, shnum)
 
 
 # (p_type, p_offset, p_vaddr, p_flags, p_filesz)
@@ -318,9 +316,7 @@ def _wanted_sections(sections: list[_Shdr]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _dynamic_strtab(
-    layout: _Layout, phdrs: list[_Phdr], kept: _Kept
-) -> tuple[int, int] | None:
+def _dynamic_strtab(layout: _Layout, phdrs: list[_Phdr], kept: _Kept) -> tuple[int, int] | None:
     """File range of the dynamic string table, from DT_STRTAB/DT_STRSZ."""
     entries = _dynamic_entries(layout, phdrs, kept)
     address = next((value for tag, value in entries if tag == DT_STRTAB), None)
@@ -394,9 +390,7 @@ def _section_data(kept: _Kept, section: _Shdr) -> bytes:
     return data
 
 
-def _parse(
-    layout: _Layout, phdrs: list[_Phdr], sections: list[_Shdr], kept: _Kept, size: int
-) -> ElfInfo:
+def _parse(layout: _Layout, phdrs: list[_Phdr], sections: list[_Shdr], kept: _Kept, size: int) -> ElfInfo:
     interpreter = None
     for p_type, p_offset, _vaddr, _flags, p_filesz in phdrs:
         if p_type == PT_INTERP:
