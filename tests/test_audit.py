@@ -379,6 +379,7 @@ def test_second_pass_reads_tables_outside_the_kept_ranges(
         with archive.open("m.so") as stream:
             normal = elf.read_elf(stream)
         monkeypatch.setattr(elf, "PREFIX_CAP", 64)
+        monkeypatch.setattr(elf, "SEGMENT_CAP", 0)
         monkeypatch.setattr(elf, "TAIL_WINDOW", 0)
         opened = []
 

@@ -27,7 +27,9 @@ __all__ = ["ELF_MAGIC", "ElfError", "ElfInfo", "read_elf"]
 
 ELF_MAGIC = b"\x7fELF"
 CHUNK = 1 << 20  # read size: big enough that zlib does the work outside the GIL
-PREFIX_CAP = 64 << 20  # most of the first PT_LOAD we keep speculatively
+PREFIX_CAP = 64 << 20  # most of the first or last PT_LOAD we keep speculatively
+SEGMENT_CAP = 16 << 20  # other non-executable PT_LOADs up to this size are kept too
+PF_X = 0x1
 SECTION_CAP = 256 << 20  # a table bigger than this is not a real dynsym/strtab
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
@@ -192,8 +194,14 @@ def read_elf(stream: IO[bytes], reopen: Callable[[], IO[bytes]] | None = None) -
     loads = [p for p in phdrs if p[0] == PT_LOAD]
     wanted: list[tuple[int, int]] = []
     if loads:
-        first = min(loads, key=lambda p: p[1])
-        wanted.append((0, min(first[1] + first[4], PREFIX_CAP)))
+        # Linkers put .dynsym/.dynstr/.gnu.version* in the first PT_LOAD; patchelf
+        # moves a rewritten .dynstr into a new last one; small read-only or data
+        # segments cost little to keep. Executable and huge segments stream past.
+        ordered = sorted(loads, key=lambda p: p[1])
+        for index, (_type, p_offset, _vaddr, p_flags, p_filesz) in enumerate(ordered):
+            edge = index in (0, len(ordered) - 1)
+            if edge or (not p_flags & PF_X and p_filesz <= SEGMENT_CAP):
+                wanted.append((p_offset, p_offset + min(p_filesz, PREFIX_CAP)))
     for p_type, p_offset, _vaddr, _flags, p_filesz in phdrs:
         if p_type in (PT_DYNAMIC, PT_INTERP, PT_NOTE):
             wanted.append((p_offset, p_offset + p_filesz))
