@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from buildmatrix import elf
 from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels
@@ -513,3 +515,32 @@ def test_real_wheels_agree_with_auditwheel(tmp_path: Path) -> None:
         assert_agrees_with_auditwheel(audit, wheel)
         assert audit.ok, (wheel.name, audit.violations)
         assert audit.glibc is not None
+
+
+# ------------------------------------------------------------ robustness
+
+
+@pytest.fixture(scope="module")
+def sample_so(gcc: str, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    folder = tmp_path_factory.mktemp("sample")
+    source = extension("#include <math.h>\ndouble f(double x){return log2(x);}")
+    return compile_so(gcc, folder, "ext", source, "-lm").read_bytes()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_elf_parses_or_is_reported_never_crashes(sample_so: bytes, data: st.DataObject) -> None:
+    """Any damage to the header, tables or tail is either harmless or an ElfError."""
+    damaged = bytearray(sample_so)
+    regions = [(0, 0x1000), (len(damaged) - 0x1000, len(damaged))]
+    for _ in range(data.draw(st.integers(1, 8))):
+        start, end = data.draw(st.sampled_from(regions))
+        position = data.draw(st.integers(start, end - 1))
+        damaged[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.one_of(st.none(), st.integers(0, len(damaged))))
+    blob = bytes(damaged if cut is None else damaged[:cut])
+    try:
+        info = elf.read_elf(io.BytesIO(blob), lambda: io.BytesIO(blob))
+    except elf.ElfError:
+        return
+    assert info is None or isinstance(info.needed, tuple)

@@ -191,6 +191,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _MemberResu
         return _MemberResult(error=f"not a readable ELF file: {error}")
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
         return _MemberResult(error=f"cannot read the member: {error}")
+    except Exception as error:  # one bad member must never stop the others
+        return _MemberResult(error=f"cannot analyse the member: {type(error).__name__}: {error}")
 
 
 def _open_wheel(path: Path, stack: ExitStack) -> tuple[_OpenWheel, list[zipfile.ZipInfo]]:
@@ -411,7 +413,11 @@ def _finish(opened: _OpenWheel, rules: _Rules) -> WheelAudit:
     except NotPlatformWheel as pure:
         for member, why in sorted(pure.ignored.items()):
             violations.append(Violation("isa", member, why))
-        return _with(WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor), violations)
+        pure_audit = WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor)
+        return _with(pure_audit, violations)
+    except (ValueError, LookupError) as error:  # auditwheel has no policy for this wheel
+        violations.append(Violation("corrupt", name, f"cannot analyse: {error}"))
+        return _with(empty, violations)
     violations.extend(
         _violations(
             report=report,

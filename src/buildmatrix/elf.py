@@ -185,6 +185,15 @@ def read_elf(stream: IO[bytes], reopen: Callable[[], IO[bytes]] | None = None) -
     head = stream.read(64)
     if head[:4] != ELF_MAGIC:
         return None
+    try:
+        return _read(stream, head, reopen)
+    except (struct.error, IndexError, OverflowError) as error:
+        # Field values no well-formed file has: report them like any other damage.
+        msg = f"malformed ELF structures: {error}"
+        raise ElfError(msg) from None
+
+
+def _read(stream: IO[bytes], head: bytes, reopen: Callable[[], IO[bytes]] | None) -> ElfInfo:
     layout = _parse_header(head)
     reader = _Reader(stream, head)
     kept = _Kept()
@@ -204,9 +213,15 @@ def read_elf(stream: IO[bytes], reopen: Callable[[], IO[bytes]] | None = None) -
                 wanted.append((p_offset, p_offset + min(p_filesz, PREFIX_CAP)))
     for p_type, p_offset, _vaddr, _flags, p_filesz in phdrs:
         if p_type in (PT_DYNAMIC, PT_INTERP, PT_NOTE):
+            if p_filesz > SECTION_CAP:
+                msg = f"implausible segment size {p_filesz} (type {p_type})"
+                raise ElfError(msg)
             wanted.append((p_offset, p_offset + p_filesz))
     if layout.shoff:
         wanted.append((max(0, layout.shoff - TAIL_WINDOW), layout.shoff))
+        if layout.shnum * layout.shentsize > SECTION_CAP:
+            msg = f"implausible section header table ({layout.shnum} x {layout.shentsize})"
+            raise ElfError(msg)
         if layout.shnum:
             wanted.append((layout.shoff, layout.shoff + layout.shnum * layout.shentsize))
         else:  # more than 0xff00 sections: the count lives in section 0; keep to the end
