@@ -462,10 +462,23 @@ def test_cli_exit_codes_and_json(gcc: str, tmp_path: Path, cli: Callable[..., An
     bad = tmp_path / "good" / "broken-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     result = cli("audit", tmp_path / "good", "--format", "json", "--matrix", matrix)
-    assert result.code == 1
+    assert result.code == 2  # unreadable input, after reporting every wheel
     records = {r["wheel"]: r for r in json.loads(result.out)}
     assert records[good.name]["ok"] is True
     assert records[bad.name]["violations"][0]["kind"] == "corrupt"
+    assert records[bad.name]["unreadable"] is True
+    bad.unlink()
+    so = compile_so(
+        gcc,
+        tmp_path / "build",
+        "ext",
+        extension("#include <math.h>\ndouble f(double x){return log2(x);}"),
+        "-lm",
+    )
+    make_wheel(tmp_path / "good", "manylinux_2_17_x86_64", {EXT: so.read_bytes()}, name="under")
+    result = cli("audit", tmp_path / "good", "--format", "json", "--matrix", matrix)
+    assert result.code == 1  # a violation
+    assert [r["ok"] for r in json.loads(result.out)] == [True, False]
     result = cli("audit", good, "--matrix", matrix)  # the table
     assert result.code == 0
     assert "1 wheels audited, 0 with violations" in result.out

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -101,6 +101,7 @@ class WheelAudit:
     files: tuple[ElfFile, ...] = ()
     external_libs: tuple[str, ...] = ()  # needed, not bundled, not allowed by the best policy
     versioned_symbols: tuple[tuple[str, tuple[str, ...]], ...] = ()  # library -> versions
+    unreadable: bool = False  # the file itself could not be read as a zip (also `corrupt`)
 
     @property
     def ok(self) -> bool:
@@ -120,6 +121,7 @@ class WheelAudit:
             "external_libs": list(self.external_libs),
             "versioned_symbols": {lib: list(v) for lib, v in self.versioned_symbols},
             "files": [f.to_json() for f in self.files],
+            "unreadable": self.unreadable,
         }
 
 
@@ -393,7 +395,7 @@ def _finish(opened: _OpenWheel, rules: _Rules) -> WheelAudit:
     empty = WheelAudit(name, False, None, None, None, (), platform_tags, rules.floor)
     if opened.error is not None:
         violations.append(Violation("corrupt", name, opened.error))
-        return _with(empty, violations)
+        return replace(_with(empty, violations), unreadable=True)
     for member in opened.unsafe:
         violations.append(Violation("corrupt", member, "member name points outside the wheel; not unpacked"))
     elfs: dict[str, ElfInfo] = {}

@@ -45,7 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Exit codes: 0 every wheel is ok, 1 some wheel has a violation (glibc-underclaim, "
-        "external-lib, policy, isa, corrupt), 2 bad usage or no wheels to audit."
+        "external-lib, policy, isa, corrupt), 2 bad usage, no wheels to audit, or a file "
+        "that is not a readable zip (every other wheel is still audited and reported)."
     )
 
 
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         ui.emit_json([audit.to_json() for audit in results])
     else:
         _print_table(results)
+    if any(audit.unreadable for audit in results):
+        return 2  # unreadable input, reported above with everything else
     return 0 if all(audit.ok for audit in results) else 1
 
 
