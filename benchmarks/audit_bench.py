@@ -4,8 +4,8 @@ Each measurement runs in a fresh child process, so wall time includes
 interpreter start-up for both tools and the peak RSS is the child's own
 (``os.wait4``). For the biggest wheel it also times merely inflating its ELF
 members (every member that starts with the ELF magic, read to the end through
-``zipfile``, with the same thread count the audit uses): the floor any reader
-of the zip pays.
+``zipfile``, with the same thread count, order and read size the audit uses):
+the floor any reader of the zip pays.
 
     python benchmarks/audit_bench.py                 # wheels already in the cache
     python benchmarks/audit_bench.py --download      # fetch the set into the cache first
@@ -34,7 +34,6 @@ DOWNLOADS = [
     ("pillow==11.0.0", "manylinux2014_x86_64"),  # bundled image codecs
 ]
 LOCAL = [Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")]
-CHUNK = 1 << 20
 
 
 def cache_folder() -> Path:
@@ -73,6 +72,8 @@ def child_ours(wheel: str) -> None:
 
 
 def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    from buildmatrix.elf import CHUNK  # the same read size as the audit
+
     with archive.open(info) as stream:
         if stream.read(4) != b"\x7fELF":
             return 0
