@@ -474,10 +474,3 @@ def _verdict(
         unsupported_isa=unsupported,
         ignored=ignored,
     )
-
-
-def member_is_unsafe(name: str) -> bool:
-    """A member name that would land outside the folder a wheel is unpacked into."""
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
-        return True
-    return ".." in name.split("/")

@@ -9,8 +9,8 @@ version needed. Then the gate: violations of the wheel's own tag
 of the matrix's floor for the package (``policy``), of its architecture
 (``isa``), and unreadable input (``corrupt``).
 
-ELF members are streamed out of the zip (``buildmatrix.elf``); nothing is
-extracted or copied, so a member named ``../x`` or ``/etc/x`` is only
+ELF members are streamed out of the zip (``buildmatrix.wheelscan`` and
+``buildmatrix.elf``); nothing is extracted or copied, so a member named ``../x`` or ``/etc/x`` is only
 reported. Members of all wheels are read in parallel threads, biggest first
 (inflating and hashing release the GIL).
 """
@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import posixpath
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import (
     InvalidWheelFilename,
@@ -39,9 +35,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.abi import AbiReport, NotPlatformWheel, analyze, member_is_unsafe
-from buildmatrix.elf import ElfError, ElfInfo, read_elf
+from buildmatrix.abi import AbiReport, NotPlatformWheel, analyze
+from buildmatrix.elf import ElfInfo
 from buildmatrix.errors import UsageError, did_you_mean
+from buildmatrix.wheelscan import OpenWheel, scan_wheels
 
 if TYPE_CHECKING:
     from buildmatrix.model import Matrix
@@ -53,6 +50,7 @@ __all__ = [
     "WheelAudit",
     "audit_wheel",
     "audit_wheels",
+    "check_policy_name",
     "find_wheels",
     "known_policies",
 ]
@@ -158,81 +156,6 @@ def find_wheels(paths: Sequence[Path]) -> list[Path]:
             msg = f"no such wheel or folder: {path}"
             raise UsageError(msg)
     return found
-
-
-# ---------------------------------------------------------------- reading
-
-
-@dataclass
-class _MemberResult:
-    info: ElfInfo | None = None
-    error: str | None = None
-
-
-@dataclass
-class _OpenWheel:
-    path: Path
-    archive: zipfile.ZipFile | None
-    members: list[str] = field(default_factory=list)
-    unsafe: list[str] = field(default_factory=list)
-    error: str | None = None
-    futures: dict[str, Future[_MemberResult]] = field(default_factory=dict)
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _MemberResult:
-    def reopen() -> IO[bytes]:
-        return archive.open(info)
-
-    try:
-        with archive.open(info) as stream:
-            elf = read_elf(stream, reopen)
-            if elf is None:
-                return _MemberResult()
-            return _MemberResult(info=elf)
-    except ElfError as error:
-        return _MemberResult(error=f"not a readable ELF file: {error}")
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-        return _MemberResult(error=f"cannot read the member: {error}")
-    except Exception as error:  # one bad member must never stop the others
-        return _MemberResult(error=f"cannot analyse the member: {type(error).__name__}: {error}")
-
-
-def _open_wheel(path: Path, stack: ExitStack) -> tuple[_OpenWheel, list[zipfile.ZipInfo]]:
-    try:
-        archive = stack.enter_context(zipfile.ZipFile(path))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        return _OpenWheel(path, None, error=f"not a readable zip file: {error}"), []
-    opened = _OpenWheel(path, archive)
-    candidates = []
-    for info in infos:
-        name = info.filename
-        if member_is_unsafe(name):
-            opened.unsafe.append(name)
-        if info.is_dir():
-            continue
-        opened.members.append(name)
-        if not name.endswith(".py"):  # auditwheel tries every other file as ELF
-            candidates.append(info)
-    return opened, candidates
-
-
-def _scan(paths: Sequence[Path], jobs: int | None, stack: ExitStack) -> Iterator[_OpenWheel]:
-    """Open every wheel and start reading all candidate members, biggest first."""
-    workers = jobs or len(os.sched_getaffinity(0)) or 1
-    pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
-    wheels: list[_OpenWheel] = []
-    work: list[tuple[_OpenWheel, zipfile.ZipInfo]] = []
-    for path in paths:
-        opened, candidates = _open_wheel(path, stack)
-        wheels.append(opened)
-        work.extend((opened, info) for info in candidates)
-    # Longest first: one huge member started last would leave the other cores idle.
-    work.sort(key=lambda item: item[1].compress_size, reverse=True)
-    for opened, info in work:
-        assert opened.archive is not None
-        opened.futures[info.filename] = pool.submit(_read_member, opened.archive, info)
-    yield from wheels
 
 
 # ---------------------------------------------------------------- verdicts
@@ -383,7 +306,7 @@ def _files(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> tuple[ElfFile, ...
     return tuple(result)
 
 
-def _finish(opened: _OpenWheel, rules: _Rules) -> WheelAudit:
+def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
     name = opened.path.name
     violations: list[Violation] = []
     try:
@@ -493,7 +416,7 @@ def audit_wheel(
         check_policy_name(policy)
     rules = _Rules(policy, tuple(allowed_external))
     with ExitStack() as stack:
-        (opened,) = list(_scan([path], jobs, stack))
+        (opened,) = list(scan_wheels([path], jobs, stack))
         return _finish(opened, rules)
 
 
@@ -517,7 +440,7 @@ def audit_wheels(
         check_policy_name(policy)
     results: list[WheelAudit] = []
     with ExitStack() as stack:
-        for opened in _scan(paths, jobs, stack):
+        for opened in scan_wheels(paths, jobs, stack):
             audit = _finish(opened, _rules_for(opened.path, matrix, policy))
             results.append(audit)
             if on_result is not None:
