@@ -23,6 +23,9 @@ __all__ = ["main"]
 COMMANDS: dict[str, str] = {
     "plan": "buildmatrix.cli.plan",
     "audit": "buildmatrix.cli.audit",
+    "images": "buildmatrix.cli.images",
+    "docs": "buildmatrix.cli.docs",
+    "ci": "buildmatrix.cli.ci",
 }
 
 DEFAULT_MATRIX = "matrix.toml"
