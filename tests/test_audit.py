@@ -173,7 +173,9 @@ def _libfoo(gcc: str, folder: Path) -> Path:
     return compile_so(gcc, folder, "libfoo", "int foo(void){return 42;}", "-Wl,-soname,libfoo.so.1")
 
 
-def test_needed_library_not_bundled_is_external(gcc: str, tmp_path: Path) -> None:
+def test_needed_library_not_bundled_is_external(
+    gcc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     build = tmp_path / "build"
     _libfoo(gcc, build)
     (build / "libfoo.so.1").symlink_to(build / "libfoo.so")
@@ -195,6 +197,10 @@ def test_needed_library_not_bundled_is_external(gcc: str, tmp_path: Path) -> Non
     assert violation.file == EXT
     assert "libfoo.so.1" in violation.detail
     assert_agrees_with_auditwheel(audit, wheel)
+    # Hermetic: the library on the host's search paths changes nothing.
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(build))
+    monkeypatch.setenv("AUDITWHEEL_LD_LIBRARY_PATH", str(build))
+    assert audit_wheel(wheel) == audit
     # Allowed for the package (as matrix.toml's external_libs would): fine.
     assert audit_wheel(wheel, allowed_external=["libfoo.so*"]).ok
     assert not audit_wheel(wheel, allowed_external=["libbar*.so*"]).ok
@@ -493,41 +499,34 @@ def test_cli_exit_codes_and_json(gcc: str, tmp_path: Path, cli: Callable[..., An
 
 
 REAL_WHEELS = [
-    "markupsafe==3.0.2",  # one small extension, manylinux2014
-    "pyyaml==6.0.2",
-    "pyzmq==26.2.0",  # bundles libzmq and libsodium in pyzmq.libs/
-    "msgpack==1.1.0",
+    # (requirement, platform): small published wheels of different shapes
+    ("markupsafe==3.0.2", "manylinux2014_x86_64"),  # one small extension
+    ("pyyaml==6.0.2", "manylinux2014_x86_64"),
+    ("pyzmq==26.2.0", "manylinux2014_x86_64"),  # bundles libzmq and libsodium in pyzmq.libs/
+    ("msgpack==1.1.0", "musllinux_1_2_x86_64"),  # musl policies
+    ("markupsafe==3.0.2", "manylinux2014_aarch64"),  # another architecture
+    ("ninja==1.13.0", "manylinux2014_x86_64"),  # an executable (PT_INTERP), not an extension
 ]
 
 
 @pytest.mark.network
 def test_real_wheels_agree_with_auditwheel(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--platform",
-            "manylinux2014_x86_64",
-            "--python-version",
-            "3.11",
-            "--dest",
-            str(tmp_path),
-            *REAL_WHEELS,
-        ],
-        check=True,
-    )
-    wheels = sorted(tmp_path.glob("*.whl"))
+    for requirement, platform in REAL_WHEELS:
+        subprocess.run(
+            [
+                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                "--only-binary=:all:", "--platform", platform, "--python-version", "3.11",
+                "--dest", str(tmp_path / platform), requirement,
+            ],
+            check=True,
+        )  # fmt: skip
+    wheels = sorted(tmp_path.glob("*/*.whl"))
     assert len(wheels) == len(REAL_WHEELS)
     for audit, wheel in zip(audit_wheels(wheels), wheels, strict=True):
         assert not audit.pure
         assert_agrees_with_auditwheel(audit, wheel)
         assert audit.ok, (wheel.name, audit.violations)
-        assert audit.glibc is not None
+        assert (audit.glibc is not None) == ("manylinux" in wheel.name)
 
 
 # ------------------------------------------------------------ robustness

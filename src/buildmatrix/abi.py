@@ -14,10 +14,12 @@ module assumes glibc and finds nothing, and says so in its docstrings.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from auditwheel.architecture import Architecture
 from auditwheel.error import NonPlatformWheelError, WheelToolsError
 from auditwheel.libc import Libc
 from auditwheel.policy import WheelPolicies
-from auditwheel.wheeltools import get_wheel_architecture, get_wheel_libc
+from auditwheel.wheeltools import get_wheel_architecture, get_wheel_libc, get_wheel_platforms
 
 from buildmatrix.elf import ElfInfo
 
@@ -328,6 +330,40 @@ class NotPlatformWheel(Exception):
         self.ignored = ignored
 
 
+def _policies(libc: Libc, architecture: Architecture, filename: str) -> Any:
+    """auditwheel's policies for the wheel, never from the host.
+
+    For musl, auditwheel picks the policy of the host's musl (or its newest
+    when the host has none); here the wheel's own musllinux tag decides, else
+    the newest musllinux policy in auditwheel's data.
+    """
+    musl_policy = None
+    if libc == Libc.MUSL:
+        known = {entry["name"] for entry in _musl_policies()}
+        tagged = {
+            "_".join(tag.split("_")[:3])  # musllinux_1_2_x86_64 -> musllinux_1_2
+            for tag in get_wheel_platforms(filename)
+            if tag.startswith("musllinux_")
+        }
+        musl_policy = min(tagged & known, key=_musl_priority, default=None)
+        musl_policy = musl_policy or _newest_musl_policy()
+    return WheelPolicies(libc=libc, arch=architecture, wheel_fn=Path(filename), musl_policy=musl_policy)
+
+
+def _musl_policies() -> list[dict[str, Any]]:
+    text = resources.files("auditwheel.policy").joinpath("musllinux-policy.json").read_text()
+    entries: list[dict[str, Any]] = json.loads(text)
+    return [entry for entry in entries if entry["name"] != "linux"]
+
+
+def _musl_priority(name: str) -> int:
+    return next((int(e["priority"]) for e in _musl_policies() if e["name"] == name), 1000)
+
+
+def _newest_musl_policy() -> str:
+    return str(min(_musl_policies(), key=lambda e: int(e["priority"]))["name"])
+
+
 def wheel_architecture(filename: str) -> Architecture | None:
     try:
         arch: Architecture = get_wheel_architecture(filename)
@@ -379,7 +415,7 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
                 ignored[member] = f"links {tree.libc} in a {libc} wheel"
                 continue
         if policies is None and libc is not None:
-            policies = WheelPolicies(libc=libc, arch=architecture, wheel_fn=Path(filename))
+            policies = _policies(libc, architecture, filename)
         for library, version in info.version_needs:
             if library.startswith("ld-linux") or library in LOADER_NAMES:
                 continue
@@ -389,7 +425,7 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         if python is not None:
             if policies is None:  # auditwheel raises InvalidLibcError; assume glibc
                 libc = Libc.GLIBC
-                policies = WheelPolicies(libc=libc, arch=architecture, wheel_fn=Path(filename))
+                policies = _policies(libc, architecture, filename)
             py_trees[member] = tree
             pyfpe |= info.pyfpe
             ucs2 |= python == 2 and info.ucs2
@@ -404,7 +440,7 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
     if policies is None:
         # auditwheel falls back to the host's libc here; hermetic: glibc.
         libc = Libc.GLIBC
-        policies = WheelPolicies(libc=libc, arch=architecture)
+        policies = _policies(libc, architecture, filename)
     assert libc is not None
     roots = list(py_trees)
     for member, tree in other_trees.items():
