@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from buildmatrix import audit as audit_module
 from buildmatrix import elf
 from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels
 from buildmatrix.errors import UsageError
@@ -245,7 +246,9 @@ def test_bundled_library_on_the_run_path_is_fine(gcc: str, tmp_path: Path) -> No
     assert_agrees_with_auditwheel(audit, lost)
 
 
-def test_truncated_zip_is_corrupt_and_does_not_stop_the_others(gcc: str, tmp_path: Path) -> None:
+def test_truncated_zip_is_corrupt_and_does_not_stop_the_others(
+    gcc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     so = compile_so(gcc, tmp_path / "build", "ext", extension())
     good = make_wheel(tmp_path / "good", "manylinux_2_17_x86_64", {EXT: so.read_bytes()})
     bad = tmp_path / "bad" / "broken-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
@@ -256,7 +259,11 @@ def test_truncated_zip_is_corrupt_and_does_not_stop_the_others(gcc: str, tmp_pat
     assert [r.wheel for r in results] == [bad.name, good.name]
     assert kinds(results[0]) == {"corrupt"}
     assert results[0].violations[0].file == bad.name
+    assert results[0].unreadable
     assert results[1].ok
+    # In batches of one wheel (as a huge wheelhouse is read): the same verdicts, in order.
+    monkeypatch.setattr(audit_module, "WHEELS_PER_BATCH", 1)
+    assert audit_wheels([bad, good, bad]) == [results[0], results[1], results[0]]
 
 
 def test_member_with_a_bad_crc_is_corrupt(gcc: str, tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "known_policies",
 ]
 
+WHEELS_PER_BATCH = 32  # wheels open (and scanned in parallel) at once
 VIOLATION_KINDS = ("glibc-underclaim", "external-lib", "policy", "isa", "corrupt")
 
 
@@ -439,10 +440,12 @@ def audit_wheels(
     if policy is not None:
         check_policy_name(policy)
     results: list[WheelAudit] = []
-    with ExitStack() as stack:
-        for opened in scan_wheels(paths, jobs, stack):
-            audit = _finish(opened, _rules_for(opened.path, matrix, policy))
-            results.append(audit)
-            if on_result is not None:
-                on_result(audit)
+    # Batches bound the open files and the facts held in memory at once.
+    for first in range(0, len(paths), WHEELS_PER_BATCH):
+        with ExitStack() as stack:
+            for opened in scan_wheels(paths[first : first + WHEELS_PER_BATCH], jobs, stack):
+                audit = _finish(opened, _rules_for(opened.path, matrix, policy))
+                results.append(audit)
+                if on_result is not None:
+                    on_result(audit)
     return results
