@@ -246,7 +246,9 @@ def _violations(
     floor = None if rules.floor is None else _floor_policy(report, rules.floor)
     if rules.floor is not None and floor is None:
         arch = report.policies.architecture.value
-        found.append(Violation("policy", wheel, f"no policy {rules.floor} for {arch}"))
+        libc = report.policies.libc.value
+        detail = f"the floor {rules.floor} is not a policy for this {libc} {arch} wheel"
+        found.append(Violation("policy", wheel, detail))
     # The tag the wheel promises must hold for its symbols and blacklisted symbols.
     if claimed is not None and report.sym_policy < claimed:
         for member in report.trees:
