@@ -361,6 +361,16 @@ def test_machine_code_for_another_arch(gcc: str, tmp_path: Path) -> None:
     assert_agrees_with_auditwheel(audit, wheel)
 
 
+def test_gpu_code_objects_are_skipped_not_flagged(gcc: str, tmp_path: Path) -> None:
+    so = compile_so(gcc, tmp_path / "build", "ext", extension()).read_bytes()
+    cubin = so[:18] + (190).to_bytes(2, "little") + so[20:]  # e_machine = EM_CUDA
+    wheel = make_wheel(tmp_path, "manylinux_2_17_x86_64", {EXT: so, "demo/kernels/k.cubin": cubin})
+    audit = audit_wheel(wheel)
+    assert audit.ok, audit.violations
+    assert dict(audit.skipped_elf) == {"demo/kernels/k.cubin": "unknown architecture (e_machine 190)"}
+    assert_agrees_with_auditwheel(audit, wheel)
+
+
 def test_native_code_in_a_wheel_tagged_any(gcc: str, tmp_path: Path) -> None:
     so = compile_so(gcc, tmp_path / "build", "ext", extension())
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"

@@ -302,7 +302,8 @@ class AbiReport:
     ucs2: bool
     pyfpe: bool
     unsupported_isa: dict[str, str]  # member -> why (an ISA extension, unknown bits)
-    ignored: dict[str, str]  # member -> why auditwheel skips it (other machine, other libc)
+    ignored: dict[str, str]  # member -> why auditwheel skips it (another CPU, another libc)
+    skipped: dict[str, str]  # member -> ELF for no CPU auditwheel knows (cubins, eBPF)
 
     def external_libs(self, policy_name: str) -> dict[str, list[str]]:
         """Library -> the root members needing it, for one policy."""
@@ -325,9 +326,10 @@ class AbiReport:
 class NotPlatformWheel(Exception):
     """No ELF file in the wheel matches its architecture: auditwheel calls it pure."""
 
-    def __init__(self, ignored: dict[str, str]) -> None:
+    def __init__(self, ignored: dict[str, str], skipped: dict[str, str]) -> None:
         super().__init__("no ELF file for the wheel's architecture")
         self.ignored = ignored
+        self.skipped = skipped
 
 
 def _policies(libc: Libc, architecture: Architecture, filename: str) -> Any:
@@ -396,12 +398,15 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
     refs: dict[str, dict[str, _ExternalRef]] = {}
     versioned: dict[str, set[str]] = {}
     ignored: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     pyfpe = ucs2 = False
     for member, info in elfs.items():
         tree = _ldd(member, wheel)
         base, _extended, error = platform_arch(info)
         if base is None:
-            ignored[member] = error or "unknown architecture"
+            # GPU code objects (EM_CUDA cubins), eBPF objects...: no CPU loads
+            # them, auditwheel skips them, and so does the gate.
+            skipped[member] = error or "unknown architecture"
             continue
         if architecture is None:
             architecture = base
@@ -433,7 +438,7 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         else:
             other_trees[member] = tree
     if not py_trees and not other_trees:
-        raise NotPlatformWheel(ignored)
+        raise NotPlatformWheel(ignored, skipped)
     assert architecture is not None
     _fixup(py_trees, other_trees)
     needed_anywhere = {lib for tree in [*py_trees.values(), *other_trees.values()] for lib in tree.needed}
@@ -458,6 +463,7 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         ucs2=ucs2,
         pyfpe=pyfpe,
         ignored=ignored,
+        skipped=skipped,
     )
 
 
@@ -472,6 +478,7 @@ def _verdict(
     ucs2: bool,
     pyfpe: bool,
     ignored: dict[str, str],
+    skipped: dict[str, str],
 ) -> AbiReport:
     merged: dict[str, _ExternalRef] = {p.name: _ExternalRef() for p in policies}
     for member in roots:
@@ -509,4 +516,5 @@ def _verdict(
         pyfpe=pyfpe,
         unsupported_isa=unsupported,
         ignored=ignored,
+        skipped=skipped,
     )

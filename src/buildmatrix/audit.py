@@ -101,6 +101,8 @@ class WheelAudit:
     external_libs: tuple[str, ...] = ()  # needed, not bundled, not allowed by the best policy
     versioned_symbols: tuple[tuple[str, tuple[str, ...]], ...] = ()  # library -> versions
     unreadable: bool = False  # the file itself could not be read as a zip (also `corrupt`)
+    # ELF members for no CPU (GPU cubins, eBPF objects): skipped, as auditwheel does.
+    skipped_elf: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -121,6 +123,7 @@ class WheelAudit:
             "versioned_symbols": {lib: list(v) for lib, v in self.versioned_symbols},
             "files": [f.to_json() for f in self.files],
             "unreadable": self.unreadable,
+            "skipped_elf": dict(self.skipped_elf),
         }
 
 
@@ -342,7 +345,7 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         for member, why in sorted(pure.ignored.items()):
             violations.append(Violation("isa", member, why))
         pure_audit = WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor)
-        return _with(pure_audit, violations)
+        return replace(_with(pure_audit, violations), skipped_elf=tuple(sorted(pure.skipped.items())))
     except (ValueError, LookupError) as error:  # auditwheel has no policy for this wheel
         violations.append(Violation("corrupt", name, f"cannot analyse: {error}"))
         return _with(empty, violations)
@@ -371,6 +374,7 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         versioned_symbols=tuple(
             (lib, tuple(sorted(v))) for lib, v in sorted(report.versioned_symbols.items())
         ),
+        skipped_elf=tuple(sorted(report.skipped.items())),
     )
 
 
