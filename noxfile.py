@@ -4,6 +4,7 @@ nox -s tests            run the test suite (unit, real builds, container, networ
 nox -s lint             ruff, ruff format --check, mypy --strict, workflow schema and zizmor
 nox -s matrix -- ...    buildmatrix plan (posargs passed through)
 nox -s wheels -- ...    build, audit and publish the wheels (buildmatrix wheels, posargs passed)
+nox -s audit -- ...     buildmatrix audit (default: every wheel in wheelhouse/)
 nox -s images -- ...    buildmatrix images (posargs passed through)
 nox -s docs             regenerate docs/support-matrix.md (`-- --check` only checks)
 nox -s ci_matrix -- ... the CI job matrices (buildmatrix ci, posargs passed through)
@@ -60,6 +61,13 @@ def wheels(session: nox.Session) -> None:
     """Build the matrix's wheels into wheelhouse/: `nox -s wheels -- --release v0.7.1 --dry-run`."""
     _install(session)
     session.run("python", "-m", "buildmatrix", "wheels", *session.posargs)
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """Audit wheels' glibc tags: `nox -s audit -- [PATH ...] [--policy manylinux_2_28]`."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "audit", *session.posargs)
 
 
 @nox.session

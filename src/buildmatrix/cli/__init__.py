@@ -23,6 +23,7 @@ __all__ = ["main"]
 COMMANDS: dict[str, str] = {
     "plan": "buildmatrix.cli.plan",
     "wheels": "buildmatrix.cli.wheels",
+    "audit": "buildmatrix.cli.audit",
     "images": "buildmatrix.cli.images",
     "docs": "buildmatrix.cli.docs",
     "ci": "buildmatrix.cli.ci",
