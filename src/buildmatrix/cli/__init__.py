@@ -36,7 +36,8 @@ def _command_module(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just that subcommand (its module alone is imported)."""
     parser = argparse.ArgumentParser(
         prog="buildmatrix",
         description=(
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show a traceback for errors (for bug reports)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
+        if only is not None and name != only:
+            continue
         module = _command_module(name)
         sub = subparsers.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
         module.configure(sub)
@@ -65,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # The top level has only --help and --version, so the first other word is the
+    # command; building its parser alone spares a run the import of every other
+    # command's library (start-up is most of a no-op `wheels` rerun).
+    first = next((word for word in argv if not word.startswith("-")), None)
+    parser = build_parser(only=first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
