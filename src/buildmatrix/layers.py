@@ -1,0 +1,598 @@
+"""Read files out of a container image without running it and without extracting it.
+
+Sources: an OCI image layout directory, an OCI archive (``buildah push IMG
+oci-archive:x.tar``), a ``docker save`` tarball, or an image in local
+buildah/podman storage (pushed to a temporary OCI layout first, uncompressed).
+
+Layers are streamed through ``tarfile`` in stream mode (gzip, zstd or plain),
+topmost layer first: the first time a path is seen it is the file the container
+would see, whiteouts (``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower
+layers hold, and a scan stops as soon as everything it asked for is found, unless
+it must count library copies, which needs every layer. Nothing is written to
+disk; entries with ``..`` components are never used and are reported.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import fnmatch
+import io
+import json
+import posixpath
+import string
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from buildmatrix.errors import BuildMatrixError, UsageError
+
+__all__ = [
+    "LIBNIXL_PATTERNS",
+    "ImageError",
+    "ImageView",
+    "InstalledDistribution",
+    "Layer",
+    "ScanRequest",
+    "ScanResult",
+    "open_image",
+]
+
+# Basenames of the NIXL shared library itself (not its plugins or helper
+# libraries); auditwheel renames bundled copies to ``libnixl-<hash>.so``.
+LIBNIXL_PATTERNS = ("libnixl.so", "libnixl.so.*", "libnixl-*.so", "libnixl-*.so.*")
+
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+MANIFEST_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    }
+)
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_WHITEOUT_PREFIX = ".wh."
+_OPAQUE_WHITEOUT = ".wh..wh..opq"
+_SITE_DIRS = frozenset({"site-packages", "dist-packages"})
+# METADATA headers come first; the long description after them is never needed.
+_METADATA_HEAD_BYTES = 64 * 1024
+_JSON_LIMIT = 16 * 1024 * 1024  # manifests and configs are kilobytes
+_STREAM_BUFSIZE = 1024 * 1024
+
+
+class ImageError(UsageError):
+    """The image cannot be found or read (exit 2): names the image and the problem."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    name: str  # the digest, or the path inside a docker-save tarball
+    media_type: str
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRequest:
+    """What to look for in an image's file system."""
+
+    distributions: frozenset[NormalizedName] = frozenset()
+    files: frozenset[str] = frozenset()  # absolute paths, "/opt/buildmatrix/pins.json"
+    # Basename patterns of libraries to count; counting needs every layer.
+    library_patterns: tuple[str, ...] = ()
+    max_file_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstalledDistribution:
+    name: NormalizedName
+    version: Version
+    path: str  # "/usr/local/lib/python3.12/dist-packages/vllm-0.11.0.dist-info"
+    layer: int  # index of the layer it comes from, 0 = the base layer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanResult:
+    distributions: Mapping[NormalizedName, tuple[InstalledDistribution, ...]]
+    files: Mapping[str, bytes]
+    libraries: tuple[str, ...]  # regular files matching library_patterns, visible ones
+    unsafe_paths: tuple[str, ...]  # entries with ".." or absolute link targets, never used
+    problems: tuple[str, ...]  # e.g. a requested file that is too big
+    layers_read: int
+    layers_total: int
+    complete: bool  # every layer was read to its end
+
+
+class _Store:
+    """Blobs of one image source, opened by their relative path."""
+
+    def open(self, name: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+
+class _DirectoryStore(_Store):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def open(self, name: str) -> IO[bytes]:
+        return (self.root / _safe_relative(name)).open("rb")
+
+    def exists(self, name: str) -> bool:
+        return (self.root / _safe_relative(name)).is_file()
+
+
+class _TarStore(_Store):
+    """An OCI archive or docker-save tarball, read in place: members are seeked to."""
+
+    def __init__(self, path: Path) -> None:
+        self.archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by open_image
+        self.members = {
+            posixpath.normpath(m.name.lstrip("/")): m for m in self.archive.getmembers()
+        }
+
+    def open(self, name: str) -> IO[bytes]:
+        member = self.members.get(posixpath.normpath(_safe_relative(name)))
+        if member is None:
+            raise FileNotFoundError(name)
+        handle = self.archive.extractfile(member)
+        if handle is None:
+            raise FileNotFoundError(name)
+        return handle
+
+    def exists(self, name: str) -> bool:
+        return posixpath.normpath(_safe_relative(name)) in self.members
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageView:
+    """One platform's image: labels from its config and its layers, bottom first."""
+
+    reference: str  # as given by the user
+    platform: str  # "linux/amd64", or "" when the source does not say
+    labels: Mapping[str, str]
+    layers: tuple[Layer, ...]
+    _open_layer: Callable[[Layer], IO[bytes]] = field(repr=False, compare=False)
+
+    @property
+    def subject(self) -> str:
+        return f"{self.reference} ({self.platform})" if self.platform else self.reference
+
+    def scan(
+        self, request: ScanRequest, *, on_layer: Callable[[int, Layer], None] | None = None
+    ) -> ScanResult:
+        """Stream the layers topmost first and collect what ``request`` asks for."""
+        return _Scanner(self, request).run(on_layer)
+
+
+# --------------------------------------------------------------------------- opening
+
+
+@contextmanager
+def open_image(reference: str, *, platform: str | None = None) -> Iterator[tuple[ImageView, ...]]:
+    """Every platform image ``reference`` names (one, or one per arch of an index).
+
+    ``reference``: ``oci:DIR[:TAG]``, ``oci-archive:FILE[:TAG]``,
+    ``docker-archive:FILE[:TAG]``, ``containers-storage:NAME``, a path to any of
+    the first three (detected), or else an image name in local buildah storage.
+    """
+    with ExitStack() as stack:
+        try:
+            views = _open(reference, platform, stack)
+        except ImageError:
+            raise
+        except (OSError, tarfile.TarError, ValueError, KeyError, TypeError) as error:
+            msg = f"cannot read image {reference!r}: {error}"
+            raise ImageError(msg) from error
+        if platform is not None:
+            views = tuple(v for v in views if v.platform == platform)
+            if not views:
+                msg = f"image {reference!r} has no {platform} image"
+                raise ImageError(msg)
+        yield views
+
+
+def _open(reference: str, platform: str | None, stack: ExitStack) -> tuple[ImageView, ...]:
+    transport, _, rest = reference.partition(":")
+    if transport in ("oci", "oci-archive", "docker-archive") and rest:
+        path, tag = _split_tag(rest)
+        if not path.exists():
+            msg = f"image {reference!r}: {path} does not exist"
+            raise ImageError(msg)
+        if transport == "oci":
+            return _read_oci(reference, _DirectoryStore(path), tag)
+        store = _TarStore(path)
+        stack.callback(store.close)
+        if transport == "oci-archive":
+            return _read_oci(reference, store, tag)
+        return _read_docker_archive(reference, store, tag)
+    if transport == "containers-storage" and rest:
+        return _open_local_storage(reference, rest, stack)
+    path = Path(reference)
+    if path.is_dir():
+        if not (path / "index.json").is_file():
+            msg = (
+                f"image {reference!r}: {path} is a directory without index.json (not an OCI layout)"
+            )
+            raise ImageError(msg)
+        return _read_oci(reference, _DirectoryStore(path), None)
+    if path.is_file():
+        if not tarfile.is_tarfile(path):
+            msg = f"image {reference!r}: {path} is not a tar archive (OCI archive or docker save)"
+            raise ImageError(msg)
+        store = _TarStore(path)
+        stack.callback(store.close)
+        if store.exists("index.json"):
+            return _read_oci(reference, store, None)
+        if store.exists("manifest.json"):
+            return _read_docker_archive(reference, store, None)
+        msg = f"image {reference!r}: {path} has neither index.json nor manifest.json"
+        raise ImageError(msg)
+    if "/" in reference and (reference.startswith((".", "/")) or reference.endswith(".tar")):
+        msg = f"image {reference!r}: no such file or directory"
+        raise ImageError(msg)
+    return _open_local_storage(reference, reference, stack)
+
+
+def _split_tag(rest: str) -> tuple[Path, str | None]:
+    if Path(rest).exists():
+        return Path(rest), None
+    path, sep, tag = rest.rpartition(":")
+    if sep and "/" not in tag and path:
+        return Path(path), tag
+    return Path(rest), None
+
+
+def _open_local_storage(reference: str, name: str, stack: ExitStack) -> tuple[ImageView, ...]:
+    """Push the image from buildah/podman storage to a temporary OCI layout, uncompressed."""
+    from buildmatrix import _call
+    from buildmatrix.errors import CommandFailedError
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="buildmatrix-image-")))
+    layout = tmp / "layout"
+    try:
+        _call.call(
+            "buildah", "push", "--quiet", "--disable-compression", name, f"oci:{layout}",
+            capture_stdout=True,
+        )  # fmt: skip
+    except CommandFailedError as error:
+        msg = f"image {reference!r} is not in local buildah storage: {error.stderr.strip()}"
+        raise ImageError(msg) from error
+    return _read_oci(reference, _DirectoryStore(layout), None)
+
+
+def _read_json(store: _Store, name: str) -> Any:
+    with store.open(name) as handle:
+        data = handle.read(_JSON_LIMIT + 1)
+    if len(data) > _JSON_LIMIT:
+        msg = f"{name} is larger than {_JSON_LIMIT} bytes"
+        raise ValueError(msg)
+    return json.loads(data)
+
+
+def _blob_path(digest: str) -> str:
+    algorithm, sep, encoded = str(digest).partition(":")
+    # The digest becomes a path: only a plain algorithm and hex are acceptable.
+    if (
+        not sep
+        or not algorithm.isalnum()
+        or not encoded
+        or not set(encoded) <= set(string.hexdigits)
+    ):
+        msg = f"invalid digest {digest!r}"
+        raise ValueError(msg)
+    return f"blobs/{algorithm}/{encoded}"
+
+
+def _read_oci(reference: str, store: _Store, tag: str | None) -> tuple[ImageView, ...]:
+    index = _read_json(store, "index.json")
+    descriptors = list(index.get("manifests", []))
+    if tag is not None:
+        descriptors = [
+            d for d in descriptors if d.get("annotations", {}).get(REF_NAME_ANNOTATION) == tag
+        ]
+        if not descriptors:
+            msg = f"image {reference!r}: no manifest tagged {tag!r} in index.json"
+            raise ImageError(msg)
+    views: list[ImageView] = []
+    _collect_manifests(reference, store, descriptors, views, depth=0)
+    if not views:
+        msg = f"image {reference!r}: index.json names no image manifest"
+        raise ImageError(msg)
+    return tuple(views)
+
+
+def _collect_manifests(
+    reference: str,
+    store: _Store,
+    descriptors: list[dict[str, Any]],
+    views: list[ImageView],
+    depth: int,
+) -> None:
+    if depth > 4:
+        msg = f"image {reference!r}: image indexes nested too deep"
+        raise ImageError(msg)
+    for descriptor in descriptors:
+        media_type = descriptor.get("mediaType", "")
+        platform = descriptor.get("platform") or {}
+        if platform.get("os") == "unknown":
+            continue  # BuildKit attestation manifests
+        document = _read_json(store, _blob_path(descriptor["digest"]))
+        media_type = media_type or document.get("mediaType", "")
+        if media_type in INDEX_MEDIA_TYPES or "manifests" in document:
+            _collect_manifests(reference, store, document["manifests"], views, depth + 1)
+            continue
+        config = _read_json(store, _blob_path(document["config"]["digest"]))
+        layers = tuple(
+            Layer(
+                name=layer["digest"], media_type=layer.get("mediaType", ""), size=layer.get("size")
+            )
+            for layer in document.get("layers", [])
+        )
+        views.append(
+            ImageView(
+                reference=reference,
+                platform=_platform(platform) or _platform(config),
+                labels=_labels(config),
+                layers=layers,
+                _open_layer=lambda layer, store=store: store.open(_blob_path(layer.name)),  # type: ignore[misc]
+            )
+        )
+
+
+def _read_docker_archive(reference: str, store: _Store, tag: str | None) -> tuple[ImageView, ...]:
+    entries = _read_json(store, "manifest.json")
+    if tag is not None:
+        entries = [
+            e
+            for e in entries
+            if any(t.endswith(":" + tag) or t == tag for t in e.get("RepoTags") or [])
+        ]
+        if not entries:
+            msg = f"image {reference!r}: no image tagged {tag!r} in manifest.json"
+            raise ImageError(msg)
+    views = []
+    for entry in entries:
+        config = _read_json(store, entry["Config"])
+        layers = tuple(Layer(name=name, media_type="", size=None) for name in entry["Layers"])
+        for layer in layers:
+            _safe_relative(layer.name)
+        views.append(
+            ImageView(
+                reference=reference,
+                platform=_platform(config),
+                labels=_labels(config),
+                layers=layers,
+                _open_layer=lambda layer, store=store: store.open(layer.name),  # type: ignore[misc]
+            )
+        )
+    return tuple(views)
+
+
+def _platform(data: Mapping[str, Any]) -> str:
+    if not data.get("os") or not data.get("architecture"):
+        return ""
+    result = f"{data['os']}/{data['architecture']}"
+    return f"{result}/{data['variant']}" if data.get("variant") else result
+
+
+def _labels(config: Mapping[str, Any]) -> dict[str, str]:
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def _safe_relative(name: str) -> str:
+    """A path inside the layout or archive; never absolute, never climbing out."""
+    normalized = posixpath.normpath(name)
+    if name.startswith("/") or normalized == ".." or normalized.startswith("../"):
+        msg = f"unsafe path {name!r} in image metadata"
+        raise ValueError(msg)
+    return normalized
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def _open_tar_stream(raw: IO[bytes]) -> tuple[tarfile.TarFile, list[Any]]:
+    """A stream-mode tar reader over a gzip, zstd or plain layer; nothing is seeked."""
+    buffered = io.BufferedReader(raw, buffer_size=_STREAM_BUFSIZE)  # type: ignore[arg-type]
+    magic = buffered.peek(4)[:4]
+    keep: list[Any] = [buffered]
+    if magic == _ZSTD_MAGIC:
+        try:
+            import zstandard
+        except ImportError as error:  # pragma: no cover - zstandard is a dependency
+            msg = "a zstd layer needs the `zstandard` package"
+            raise BuildMatrixError(msg) from error
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_size=_STREAM_BUFSIZE)
+        keep.append(reader)
+        return tarfile.open(fileobj=reader, mode="r|", bufsize=_STREAM_BUFSIZE), keep
+    mode = "r|gz" if magic[:2] == _GZIP_MAGIC else "r|*"
+    return tarfile.open(fileobj=buffered, mode=mode, bufsize=_STREAM_BUFSIZE), keep  # type: ignore[call-overload,no-any-return]
+
+
+def _entry_path(name: str) -> str | None:
+    """The entry's absolute path, or None when a component is ``..``."""
+    stripped = name.lstrip("/")
+    if ".." in stripped.split("/"):
+        return None
+    normalized = posixpath.normpath(stripped)
+    return "/" if normalized == "." else "/" + normalized
+
+
+class _Scanner:
+    def __init__(self, view: ImageView, request: ScanRequest) -> None:
+        self.view = view
+        self.request = request
+        self.files_wanted = {"/" + posixpath.normpath(f.lstrip("/")) for f in request.files}
+        self.distributions: dict[NormalizedName, list[InstalledDistribution]] = {}
+        self.files: dict[str, bytes] = {}
+        self.libraries: list[str] = []
+        self.unsafe: list[str] = []
+        self.problems: list[str] = []
+        # Paths resolved by an upper layer (for the paths this scan cares about).
+        self.seen: set[str] = set()
+        self.hidden: set[str] = set()  # whited out for every lower layer
+        self.opaque: set[str] = set()  # directories whose lower-layer content is hidden
+
+    def done(self) -> bool:
+        if self.request.library_patterns:
+            return False
+        return self.files_wanted <= self.files.keys() and self.request.distributions <= (
+            self.distributions.keys()
+        )
+
+    def run(self, on_layer: Callable[[int, Layer], None] | None) -> ScanResult:
+        total = len(self.view.layers)
+        read = 0
+        complete = True
+        for index in range(total - 1, -1, -1):
+            if self.done():
+                complete = False
+                break
+            layer = self.view.layers[index]
+            if on_layer is not None:
+                on_layer(index, layer)
+            read += 1
+            stopped_early = self._scan_layer(index, layer)
+            if stopped_early:
+                complete = False
+                break
+        return ScanResult(
+            distributions={k: tuple(v) for k, v in sorted(self.distributions.items())},
+            files=dict(self.files),
+            libraries=tuple(self.libraries),
+            unsafe_paths=tuple(self.unsafe),
+            problems=tuple(self.problems),
+            layers_read=read,
+            layers_total=total,
+            complete=complete,
+        )
+
+    def _hidden(self, path: str) -> bool:
+        if path in self.hidden:
+            return True
+        parent = posixpath.dirname(path)
+        while True:
+            if parent in self.hidden or parent in self.opaque:
+                return True
+            if parent == "/":
+                return False
+            parent = posixpath.dirname(parent)
+
+    def _scan_layer(self, index: int, layer: Layer) -> bool:
+        """Read one layer; True when the scan found everything before its end."""
+        new_hidden: set[str] = set()
+        new_opaque: set[str] = set()
+        try:
+            with self.view._open_layer(layer) as raw:
+                archive, keep = _open_tar_stream(raw)
+                with archive:
+                    for member in archive:
+                        if self._visit(index, archive, member, new_hidden, new_opaque):
+                            return True
+                del keep
+        except (tarfile.TarError, OSError, EOFError) as error:
+            msg = f"cannot read image {self.view.reference!r}: layer {layer.name}: {error}"
+            raise ImageError(msg) from error
+        # A layer's whiteouts hide only what lies below it, so they apply afterwards.
+        self.hidden |= new_hidden
+        self.opaque |= new_opaque
+        return False
+
+    def _visit(
+        self,
+        index: int,
+        archive: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        new_hidden: set[str],
+        new_opaque: set[str],
+    ) -> bool:
+        path = _entry_path(member.name)
+        if path is None or (member.islnk() and _entry_path(member.linkname) is None):
+            self.unsafe.append(
+                member.name if path is None else f"{member.name} -> {member.linkname}"
+            )
+            return False
+        directory, base = posixpath.split(path)
+        if base == _OPAQUE_WHITEOUT:
+            new_opaque.add(directory)
+            return False
+        if base.startswith(_WHITEOUT_PREFIX):
+            new_hidden.add(posixpath.join(directory, base[len(_WHITEOUT_PREFIX) :]))
+            return False
+        if self._hidden(path):
+            return False
+        if self.request.library_patterns and any(
+            fnmatch.fnmatchcase(base, p) for p in self.request.library_patterns
+        ):
+            if path not in self.seen and member.isfile():
+                self.libraries.append(path)
+            self.seen.add(path)
+        elif path in self.files_wanted:
+            if path not in self.seen:
+                self.seen.add(path)
+                self._read_file(archive, member, path)
+                return self.done()
+        elif base == "METADATA" and member.isfile() and path not in self.seen:
+            self.seen.add(path)
+            dist_info = posixpath.dirname(path)
+            if (
+                dist_info.endswith(".dist-info")
+                and posixpath.basename(posixpath.dirname(dist_info)) in _SITE_DIRS
+            ):
+                self._read_metadata(index, archive, member, dist_info)
+                return self.done()
+        return False
+
+    def _read_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        if not member.isfile():
+            self.problems.append(f"{path} is not a regular file in the image")
+            return
+        if member.size > self.request.max_file_bytes:
+            self.problems.append(f"{path} is {member.size} bytes, over the limit")
+            return
+        handle = archive.extractfile(member)
+        if handle is not None:
+            self.files[path] = handle.read()
+
+    def _read_metadata(
+        self, index: int, archive: tarfile.TarFile, member: tarfile.TarInfo, dist_info: str
+    ) -> None:
+        handle = archive.extractfile(member)
+        if handle is None:
+            return
+        head = handle.read(_METADATA_HEAD_BYTES).decode("utf-8", errors="replace")
+        headers = email.parser.HeaderParser().parsestr(head, headersonly=True)
+        raw_name, raw_version = headers.get("Name"), headers.get("Version")
+        if not raw_name or not raw_version:
+            self.problems.append(f"{dist_info}/METADATA has no Name or Version")
+            return
+        name = canonicalize_name(raw_name)
+        if name not in self.request.distributions:
+            return
+        try:
+            version = Version(raw_version)
+        except InvalidVersion:
+            self.problems.append(f"{dist_info}/METADATA: invalid version {raw_version!r}")
+            return
+        self.distributions.setdefault(name, []).append(
+            InstalledDistribution(name=name, version=version, path=dist_info, layer=index)
+        )
