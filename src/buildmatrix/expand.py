@@ -51,10 +51,7 @@ class Target:
         """Stable, unique and readable: ``image:vllm:v0.7.1:cuda12.8:linux/amd64``."""
         if self.kind is TargetKind.IMAGE:
             assert self.framework is not None
-            return (
-                f"image:{self.framework.name}:{self.release.name}:"
-                f"cuda{self.cuda}:{self.arch.platform}"
-            )
+            return f"image:{self.framework.name}:{self.release.name}:cuda{self.cuda}:{self.arch.platform}"
         assert self.package is not None
         return f"wheel:{self.package.name}:{self.release.name}:{self.python_tag}:{self.arch.name}"
 
@@ -118,7 +115,8 @@ class Target:
                 "platform_tag": self.platform_tag,
             }
         if self.framework is not None:
-            assert self.image is not None and self.pins is not None
+            assert self.image is not None
+            assert self.pins is not None
             data |= {
                 "framework": self.framework.name,
                 "image": self.image.name,

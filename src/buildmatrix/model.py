@@ -205,9 +205,7 @@ class Rule:
         for key, values in self.allow.items():
             if key in attributes and attributes[key] not in values:
                 return False
-        return not any(
-            key in attributes and attributes[key] in values for key, values in self.forbid.items()
-        )
+        return not any(key in attributes and attributes[key] in values for key, values in self.forbid.items())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -49,15 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the matrix file (default: $BUILDMATRIX_MATRIX or ./matrix.toml)",
     )
-    common.add_argument(
-        "--debug", action="store_true", help="show a traceback for errors (for bug reports)"
-    )
+    common.add_argument("--debug", action="store_true", help="show a traceback for errors (for bug reports)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = _command_module(name)
-        sub = subparsers.add_parser(
-            name, parents=[common], help=module.HELP, description=module.HELP
-        )
+        sub = subparsers.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser

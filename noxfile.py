@@ -1,0 +1,44 @@
+"""nox sessions: the user interface of buildmatrix. Each one is thin and calls the package.
+
+nox -s tests            run the test suite (unit, real builds, container, network)
+nox -s lint             ruff, ruff format --check, mypy --strict
+nox -s matrix -- ...    buildmatrix plan (posargs passed through)
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite; posargs go to pytest (e.g. `-- -m "not container"`)."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Static checks on the package: ruff (lint and format) and mypy --strict."""
+    _install(session, "test")
+    session.install("ruff", "mypy")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
+    session.run("mypy", "--strict", "src/buildmatrix")
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Show what matrix.toml expands to: `nox -s matrix -- --release v0.7.1 --format json`."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "plan", *session.posargs)

@@ -1,0 +1,71 @@
+"""Shared fixtures: the real matrix, a CLI runner, and golden-file comparison.
+
+Golden files live in tests/golden/; run the tests with BUILDMATRIX_REGENERATE=1
+to rewrite them on purpose, then review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from buildmatrix.cli import main
+from buildmatrix.loader import load_matrix
+from buildmatrix.model import Matrix
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MATRIX_PATH = REPO_ROOT / "matrix.toml"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def real_matrix() -> Matrix:
+    return load_matrix(MATRIX_PATH)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run ``buildmatrix ARGS`` in-process; argparse exits become exit codes."""
+
+    def run(*args: str | os.PathLike[str]) -> Result:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def golden() -> Callable[[str, str], None]:
+    """Compare text with tests/golden/NAME, or rewrite it when regenerating."""
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if os.environ.get("BUILDMATRIX_REGENERATE"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        assert path.exists(), f"no golden file {path}; run with BUILDMATRIX_REGENERATE=1"
+        assert text == path.read_text(encoding="utf-8"), (
+            f"output differs from {path}; if intended, rerun with BUILDMATRIX_REGENERATE=1"
+        )
+
+    return check
