@@ -22,6 +22,7 @@ __all__ = ["main"]
 # Subcommand name -> module in this package. Order is the order of --help.
 COMMANDS: dict[str, str] = {
     "plan": "buildmatrix.cli.plan",
+    "verify": "buildmatrix.cli.verify",
 }
 
 DEFAULT_MATRIX = "matrix.toml"
