@@ -3,6 +3,7 @@
 nox -s tests            run the test suite (unit, real builds, container, network)
 nox -s lint             ruff, ruff format --check, mypy --strict
 nox -s matrix -- ...    buildmatrix plan (posargs passed through)
+nox -s verify -- ...    buildmatrix verify: pins in pyproject, wheels, images, docs, index
 """
 
 from __future__ import annotations
@@ -42,3 +43,10 @@ def matrix(session: nox.Session) -> None:
     """Show what matrix.toml expands to: `nox -s matrix -- --release v0.7.1 --format json`."""
     _install(session)
     session.run("python", "-m", "buildmatrix", "plan", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Prove pins agree everywhere: `nox -s verify -- --wheel dist/*.whl --image oci:out --check-index`."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "verify", *session.posargs)

@@ -39,23 +39,19 @@ from buildmatrix.errors import UsageError
 __all__ = [
     "DEFAULT_INDEX_URL",
     "IndexConfig",
-    "IndexError_",
+    "IndexUnavailableError",
     "ProjectFiles",
     "SimpleIndexClient",
     "index_config",
 ]
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
-ACCEPT = (
-    "application/vnd.pypi.simple.v1+json, "
-    "application/vnd.pypi.simple.v1+html;q=0.2, "
-    "text/html;q=0.01"
-)
+ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 TIMEOUT_SECONDS = 30
 _JSON_TYPES = ("application/vnd.pypi.simple.v1+json",)
 
 
-class IndexError_(UsageError):  # noqa: N801 - IndexError is a builtin
+class IndexUnavailableError(UsageError):
     """The index could not be reached or answered nonsense (exit 2)."""
 
 
@@ -138,9 +134,7 @@ def _pip_config() -> dict[str, str]:
     from buildmatrix.errors import BuildMatrixError
 
     try:
-        output = _call.call(
-            sys.executable, "-m", "pip", "config", "list", capture_stdout=True, echo=False
-        )
+        output = _call.call(sys.executable, "-m", "pip", "config", "list", capture_stdout=True, echo=False)
     except BuildMatrixError:
         return {}
     result: dict[str, str] = {}
@@ -242,7 +236,7 @@ class SimpleIndexClient:
             return _parse_html(path.read_text(encoding="utf-8", errors="replace"))
         if parsed.scheme not in ("http", "https"):
             msg = f"index URL {base!r}: only http, https and file URLs are supported"
-            raise IndexError_(msg)
+            raise IndexUnavailableError(msg)
         request = urllib.request.Request(url, headers={"Accept": ACCEPT})  # noqa: S310 - scheme checked
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
@@ -252,10 +246,10 @@ class SimpleIndexClient:
             if error.code == 404:
                 return None
             msg = f"index {base}: {url} answered HTTP {error.code} {error.reason}"
-            raise IndexError_(msg) from error
+            raise IndexUnavailableError(msg) from error
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             msg = f"index {base} is unreachable ({url}): {error}"
-            raise IndexError_(msg) from error
+            raise IndexUnavailableError(msg) from error
         text = body.decode("utf-8", errors="replace")
         if content_type in _JSON_TYPES:
             return _parse_json(text, url)
@@ -267,9 +261,7 @@ def _parse_html(text: str) -> list[tuple[str, str | None]]:
     parser.feed(text)
     result = []
     for href, label, yanked in parser.anchors:
-        filename = label or urllib.parse.unquote(
-            urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1]
-        )
+        filename = label or urllib.parse.unquote(urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1])
         result.append((filename, yanked))
     return result
 
@@ -280,14 +272,13 @@ def _parse_json(text: str, url: str) -> list[tuple[str, str | None]]:
         files: Iterable[Any] = document["files"]
     except (ValueError, KeyError, TypeError) as error:
         msg = f"{url}: not a PEP 691 project page: {error}"
-        raise IndexError_(msg) from error
+        raise IndexUnavailableError(msg) from error
     result: list[tuple[str, str | None]] = []
     for entry in files:
         yanked = entry.get("yanked", False)
-        reason: str | None
-        if yanked is False or yanked is None:
-            reason = None
-        else:
+        # PEP 592/691: false, true (no reason) or the reason as a string.
+        reason: str | None = None
+        if yanked is not False and yanked is not None:
             reason = yanked if isinstance(yanked, str) else ""
         result.append((str(entry["filename"]), reason))
     return result

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -141,9 +141,7 @@ class _TarStore(_Store):
 
     def __init__(self, path: Path) -> None:
         self.archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by open_image
-        self.members = {
-            posixpath.normpath(m.name.lstrip("/")): m for m in self.archive.getmembers()
-        }
+        self.members = {posixpath.normpath(m.name.lstrip("/")): m for m in self.archive.getmembers()}
 
     def open(self, name: str) -> IO[bytes]:
         member = self.members.get(posixpath.normpath(_safe_relative(name)))
@@ -228,9 +226,7 @@ def _open(reference: str, platform: str | None, stack: ExitStack) -> tuple[Image
     path = Path(reference)
     if path.is_dir():
         if not (path / "index.json").is_file():
-            msg = (
-                f"image {reference!r}: {path} is a directory without index.json (not an OCI layout)"
-            )
+            msg = f"image {reference!r}: {path} is a directory without index.json (not an OCI layout)"
             raise ImageError(msg)
         return _read_oci(reference, _DirectoryStore(path), None)
     if path.is_file():
@@ -290,12 +286,7 @@ def _read_json(store: _Store, name: str) -> Any:
 def _blob_path(digest: str) -> str:
     algorithm, sep, encoded = str(digest).partition(":")
     # The digest becomes a path: only a plain algorithm and hex are acceptable.
-    if (
-        not sep
-        or not algorithm.isalnum()
-        or not encoded
-        or not set(encoded) <= set(string.hexdigits)
-    ):
+    if not sep or not algorithm.isalnum() or not encoded or not set(encoded) <= set(string.hexdigits):
         msg = f"invalid digest {digest!r}"
         raise ValueError(msg)
     return f"blobs/{algorithm}/{encoded}"
@@ -305,9 +296,7 @@ def _read_oci(reference: str, store: _Store, tag: str | None) -> tuple[ImageView
     index = _read_json(store, "index.json")
     descriptors = list(index.get("manifests", []))
     if tag is not None:
-        descriptors = [
-            d for d in descriptors if d.get("annotations", {}).get(REF_NAME_ANNOTATION) == tag
-        ]
+        descriptors = [d for d in descriptors if d.get("annotations", {}).get(REF_NAME_ANNOTATION) == tag]
         if not descriptors:
             msg = f"image {reference!r}: no manifest tagged {tag!r} in index.json"
             raise ImageError(msg)
@@ -341,9 +330,7 @@ def _collect_manifests(
             continue
         config = _read_json(store, _blob_path(document["config"]["digest"]))
         layers = tuple(
-            Layer(
-                name=layer["digest"], media_type=layer.get("mediaType", ""), size=layer.get("size")
-            )
+            Layer(name=layer["digest"], media_type=layer.get("mediaType", ""), size=layer.get("size"))
             for layer in document.get("layers", [])
         )
         views.append(
@@ -361,9 +348,7 @@ def _read_docker_archive(reference: str, store: _Store, tag: str | None) -> tupl
     entries = _read_json(store, "manifest.json")
     if tag is not None:
         entries = [
-            e
-            for e in entries
-            if any(t.endswith(":" + tag) or t == tag for t in e.get("RepoTags") or [])
+            e for e in entries if any(t.endswith(":" + tag) or t == tag for t in e.get("RepoTags") or [])
         ]
         if not entries:
             msg = f"image {reference!r}: no image tagged {tag!r} in manifest.json"
@@ -412,7 +397,7 @@ def _safe_relative(name: str) -> str:
 
 def _open_tar_stream(raw: IO[bytes]) -> tuple[tarfile.TarFile, list[Any]]:
     """A stream-mode tar reader over a gzip, zstd or plain layer; nothing is seeked."""
-    buffered = io.BufferedReader(raw, buffer_size=_STREAM_BUFSIZE)  # type: ignore[arg-type]
+    buffered = io.BufferedReader(cast(Any, raw), buffer_size=_STREAM_BUFSIZE)
     magic = buffered.peek(4)[:4]
     keep: list[Any] = [buffered]
     if magic == _ZSTD_MAGIC:
@@ -425,7 +410,7 @@ def _open_tar_stream(raw: IO[bytes]) -> tuple[tarfile.TarFile, list[Any]]:
         keep.append(reader)
         return tarfile.open(fileobj=reader, mode="r|", bufsize=_STREAM_BUFSIZE), keep
     mode = "r|gz" if magic[:2] == _GZIP_MAGIC else "r|*"
-    return tarfile.open(fileobj=buffered, mode=mode, bufsize=_STREAM_BUFSIZE), keep  # type: ignore[call-overload,no-any-return]
+    return tarfile.open(fileobj=buffered, mode=mode, bufsize=_STREAM_BUFSIZE), keep  # type: ignore[call-overload]
 
 
 def _entry_path(name: str) -> str | None:
@@ -527,9 +512,7 @@ class _Scanner:
     ) -> bool:
         path = _entry_path(member.name)
         if path is None or (member.islnk() and _entry_path(member.linkname) is None):
-            self.unsafe.append(
-                member.name if path is None else f"{member.name} -> {member.linkname}"
-            )
+            self.unsafe.append(member.name if path is None else f"{member.name} -> {member.linkname}")
             return False
         directory, base = posixpath.split(path)
         if base == _OPAQUE_WHITEOUT:

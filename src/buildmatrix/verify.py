@@ -247,14 +247,10 @@ def _release_for_version(matrix: Matrix, version: Version) -> Release | None:
 
 
 def _default_release(matrix: Matrix) -> Release:
-    return next(
-        (r for r in matrix.releases if r.status is ReleaseStatus.DEVELOPMENT), matrix.releases[0]
-    )
+    return next((r for r in matrix.releases if r.status is ReleaseStatus.DEVELOPMENT), matrix.releases[0])
 
 
-def _parse_requirements(
-    raw: Iterable[Any], where: str, errors: list[str]
-) -> list[Requirement] | None:
+def _parse_requirements(raw: Iterable[Any], where: str, errors: list[str]) -> list[Requirement] | None:
     result = []
     for item in raw:
         try:
@@ -305,9 +301,7 @@ def check_pyproject(
         declared[None] = base
     if "optional-dependencies" not in dynamic:
         for extra, items in (project.get("optional-dependencies") or {}).items():
-            parsed = _parse_requirements(
-                items, f"{path}: optional-dependencies.{extra}", collector.errors
-            )
+            parsed = _parse_requirements(items, f"{path}: optional-dependencies.{extra}", collector.errors)
             if parsed is None:
                 return
             declared[canonicalize_name(extra)] = parsed
@@ -355,9 +349,7 @@ def read_wheel_metadata(path: Path) -> WheelMetadata:
     try:
         with zipfile.ZipFile(path) as archive:
             candidates = [
-                n
-                for n in archive.namelist()
-                if n.endswith(".dist-info/METADATA") and n.count("/") == 1
+                n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1
             ]
             if len(candidates) != 1:
                 msg = f"{path}: expected one *.dist-info/METADATA, found {len(candidates)}"
@@ -381,9 +373,7 @@ def read_wheel_metadata(path: Path) -> WheelMetadata:
     )
 
 
-def _requirements_by_extra(
-    metadata: WheelMetadata, pythons: Sequence[str]
-) -> dict[Extra, list[Requirement]]:
+def _requirements_by_extra(metadata: WheelMetadata, pythons: Sequence[str]) -> dict[Extra, list[Requirement]]:
     """Requires-Dist grouped by the extra whose marker selects them.
 
     A requirement belongs to extra E when, for some Python the package supports,
@@ -391,9 +381,7 @@ def _requirements_by_extra(
     evaluated by ``packaging``, so ``extra == "vllm" and python_version < "3.13"``
     works like pip sees it.
     """
-    environments = [
-        {"python_version": p, "python_full_version": f"{p}.0"} for p in pythons or ("3.12",)
-    ]
+    environments = [{"python_version": p, "python_full_version": f"{p}.0"} for p in pythons or ("3.12",)]
     grouped: dict[Extra, list[Requirement]] = {None: []}
     for extra in metadata.extras:
         grouped[extra] = []
@@ -434,19 +422,18 @@ def check_wheel(
         )
         return
     release = _release_for_version(matrix, metadata.version)
-    if releases:
-        if release is None or release not in releases:
-            collector.add(
-                Check(
-                    subject=subject,
-                    name=metadata.name,
-                    expected=" or ".join(str(r.version) for r in releases),
-                    found=str(metadata.version),
-                    ok=False,
-                    detail="the wheel's version is not the selected release's version",
-                )
+    if releases and (release is None or release not in releases):
+        collector.add(
+            Check(
+                subject=subject,
+                name=metadata.name,
+                expected=" or ".join(str(r.version) for r in releases),
+                found=str(metadata.version),
+                ok=False,
+                detail="the wheel's version is not the selected release's version",
             )
-            release = releases[0] if release is None else release
+        )
+        release = releases[0] if release is None else release
     if release is None:
         collector.add(
             Check(
@@ -479,9 +466,7 @@ def check_wheel(
 # --------------------------------------------------------------------------- images
 
 
-def _label_check(
-    subject: str, name: str, label: str, expected: Version, labels: Mapping[str, str]
-) -> Check:
+def _label_check(subject: str, name: str, label: str, expected: Version, labels: Mapping[str, str]) -> Check:
     raw = labels.get(label)
     found = _parse_version(raw)
     ok = found is not None and found == expected
@@ -721,9 +706,7 @@ def _check_view(
             on_layer(f"{subject}: layer {index + 1}/{len(view.layers)} {layer.name}")
 
     result = view.scan(request, on_layer=report_layer)
-    checks.extend(
-        _pins_file_checks(subject, result.files.get(IMAGE_PINS_FILE), release, framework, pins)
-    )
+    checks.extend(_pins_file_checks(subject, result.files.get(IMAGE_PINS_FILE), release, framework, pins))
     checks.extend(_installed_checks(subject, result, requirements, release))
     if not quick:
         checks.append(
@@ -859,9 +842,7 @@ def verify(
         step("index " + " ".join(config.urls))
         try:
             collector.add(
-                *check_index(
-                    options.releases or matrix.releases, client.project, " ".join(config.urls)
-                )
+                *check_index(options.releases or matrix.releases, client.project, " ".join(config.urls))
             )
         except BuildMatrixError as error:
             collector.errors.append(error.message)

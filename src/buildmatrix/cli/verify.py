@@ -76,9 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="with --check-index: another index to consult, as pip does (repeatable)",
     )
-    parser.add_argument(
-        "--format", choices=["table", "json"], default="table", help="output format"
-    )
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,8 +124,12 @@ def _print_table(report: Report) -> None:
         ui.stdout.print(ui.table(title, ["", "name", "expected", "found", "detail"], rows))
     for error in report.errors:
         ui.stderr.print(f"error: {error}", markup=False)
-    verdict = "all checks hold" if report.exit_code == 0 else (
-        f"{len(report.failed)} of {len(report.checks)} checks failed"
-        + (f", {len(report.errors)} inputs unreadable" if report.errors else "")
+    verdict = (
+        "all checks hold"
+        if report.exit_code == 0
+        else (
+            f"{len(report.failed)} of {len(report.checks)} checks failed"
+            + (f", {len(report.errors)} inputs unreadable" if report.errors else "")
+        )
     )
     ui.stdout.print(f"verify: {verdict}", markup=False)
