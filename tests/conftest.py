@@ -7,6 +7,7 @@ to rewrite them on purpose, then review the diff.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,15 @@ from buildmatrix.model import Matrix
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MATRIX_PATH = REPO_ROOT / "matrix.toml"
 GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Container tests need buildah: in CI its absence is a failure, never a skip."""
+    if item.get_closest_marker("container") and shutil.which("buildah") is None:
+        message = "buildah is not installed (apt-get install buildah debootstrap, as .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @dataclass

@@ -416,7 +416,7 @@ def test_errors_name_the_line(tmp_path: Path, old: str, new: str, needle: str) -
     path = tmp_path / "matrix.toml"
     with pytest.raises(MatrixError) as caught:
         parse_matrix(text, path)
-    expected_line = _line_of(text, new.split("\n")[-1] if needle == "colour =" else new)
+    expected_line = _line_of(text, new.rsplit("\n", maxsplit=1)[-1] if needle == "colour =" else new)
     assert caught.value.origin.line == expected_line, caught.value.message
     assert f"{path}:{expected_line}:" in caught.value.message
 

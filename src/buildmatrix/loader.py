@@ -378,7 +378,7 @@ class _Loader:
                 f"unsupported schema {schema}; this buildmatrix reads schema {SCHEMA_VERSION}",
             )
         project = _Section(self, root.get("project", dict), ("project",))
-        project_name = project.get("name", str)
+        project_name = self.name(project, "name", project.get("name", str), "project name")
         source_url = self.url(project, "source")
         project.finish()
 
@@ -458,7 +458,8 @@ class _Loader:
                 if any(i.framework == framework.name for i in images) and cuda not in cuda_base_images:
                     raise self.error(
                         ("cuda_base_images",),
-                        f"no base image for CUDA {cuda}, which {framework.name} uses in release {release.name}",
+                        f"no base image for CUDA {cuda}, "
+                        f"which {framework.name} uses in release {release.name}",
                     )
 
         choices: dict[str, list[str]] = {
@@ -620,12 +621,14 @@ class _Loader:
         sections = root.tables("release")
         raw: list[tuple[_Section, dict[str, Any]]] = []
         names: list[str] = []
+        by_bare_name: dict[str, int] = {}  # "0.7.1" and "v0.7.1" name the same release
         for s in sections:
             name = self.name(s, "name", s.get("name", str), "release")
-            bare = name.removeprefix("v")
-            for index, earlier in enumerate(names):
-                if earlier.removeprefix("v") == bare:
-                    raise s.error("name", f"duplicate release {name!r} (release[{index}] is {earlier!r})")
+            earlier = by_bare_name.setdefault(name.removeprefix("v"), len(names))
+            if earlier != len(names):
+                raise s.error(
+                    "name", f"duplicate release {name!r} (release[{earlier}] is {names[earlier]!r})"
+                )
             names.append(name)
             status = self.enum(s, "status", ReleaseStatus, [r.value for r in ReleaseStatus])
             planned = s.optional("planned", datetime.date)
