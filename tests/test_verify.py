@@ -42,6 +42,8 @@ RELEASE = "v0.7.1"
 GOOD_LABELS = {
     "org.buildmatrix.release": "v0.7.1",
     "org.buildmatrix.framework": "vllm",
+    "org.buildmatrix.cuda": "12.8",
+    "org.buildmatrix.python": "3.12",
     "org.buildmatrix.pin.vllm": "0.11.0",
     "org.buildmatrix.pin.nixl": "0.7.1",
 }
@@ -240,6 +242,8 @@ def good_layers() -> list[list[Entry]]:
             dist("nixl", "0.7.1"),
             dist("nixl-cu12", "0.7.1"),
             dist("vllm", "0.11.0"),
+            dist("ai-dynamo", "0.7.1"),
+            dist("ai-dynamo-runtime", "0.7.1"),
             pins_file(),
         ],
     ]
@@ -426,6 +430,19 @@ def test_two_libnixl_copies_and_nixl_outside_the_specifier(tmp_path: Path, matri
     # --quick does not read every layer, so it cannot count copies.
     quick = run_verify(matrix, images=(str(layout),), quick=True)
     assert "libnixl" not in {c.name for c in image_checks(quick)}
+
+
+def test_toolkit_wheels_in_the_image_match_the_release(tmp_path: Path, matrix: Matrix) -> None:
+    layers = good_layers()
+    layers[1] = [e for e in layers[1] if "ai_dynamo_runtime" not in e.path] + [
+        dist("ai-dynamo-runtime", "0.7.0")
+    ]
+    layout = write_oci_layout(tmp_path / "img", good_spec(layers=layers))
+    report = run_verify(matrix, images=(str(layout),))
+    failed = [c for c in image_checks(report) if not c.ok]
+    assert [(c.name, c.expected, c.found) for c in failed] == [("ai-dynamo-runtime", "==0.7.1", "0.7.0")]
+    ok_names = {c.name for c in image_checks(report) if c.ok}
+    assert {"ai-dynamo", "cuda", "python"} <= ok_names
 
 
 def test_missing_labels_and_escaping_paths_fail(tmp_path: Path, matrix: Matrix) -> None:
@@ -802,8 +819,10 @@ def test_published_meta_wheel(tmp_path: Path, matrix: Matrix) -> None:
     """The real ai-dynamo 0.7.1 wheel: its vLLM extra agrees with the matrix; its SGLang
     extra pins another version and its TensorRT-LLM extra has no NIXL requirement."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
-        + ["--index-url", "https://pypi.org/simple/", "--dest", str(tmp_path), "ai-dynamo==0.7.1"],
+        [
+            *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
+            *("--index-url", "https://pypi.org/simple/", "--dest", str(tmp_path), "ai-dynamo==0.7.1"),
+        ],
         check=True,
     )
     [wheel] = tmp_path.glob("ai_dynamo-0.7.1-*.whl")
@@ -815,3 +834,63 @@ def test_published_meta_wheel(tmp_path: Path, matrix: Matrix) -> None:
     assert by_extra == {"vllm": {True}, "sglang": {True, False}, "trtllm": {True, False}}
     failed = {(c.name, c.found) for c in report.checks if not c.ok and c.subject == str(wheel)}
     assert failed == {("sglang", "sglang==0.5.4.post3"), ("nixl", "(not required)")}
+
+
+# --------------------------------------------------------------------------- buildah storage
+
+
+def _buildah(*args: str) -> str:
+    return subprocess.run(["buildah", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _write_tree(root: Path, entries: Sequence[Entry]) -> None:
+    for entry in entries:
+        target = root / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry.kind == "symlink":
+            target.symlink_to(entry.link)
+        elif entry.data is not None:
+            target.write_bytes(entry.data)
+
+
+@pytest.mark.container
+def test_image_in_local_buildah_storage(tmp_path: Path, matrix: Matrix) -> None:
+    """A two-layer image committed by buildah (the upper layer deletes files, so buildah
+    writes real whiteouts), read by name and as a manifest list, never run."""
+    name = f"localhost/buildmatrix-verify-test-{tmp_path.name.lower()}"
+    base, top = good_layers()
+    containers: list[str] = []
+    try:
+        _write_tree(tmp_path / "base", base)
+        containers.append(_buildah("from", "scratch"))
+        _buildah("copy", containers[-1], str(tmp_path / "base"), "/")
+        _buildah("commit", "--quiet", containers[-1], f"{name}:base")
+        containers.append(_buildah("from", f"{name}:base"))
+        mount = Path(_buildah("mount", containers[-1]))
+        shutil.rmtree(mount / SITE / "vllm-0.10.2.dist-info")
+        shutil.rmtree(mount / "opt/nvidia/nvda_nixl")
+        _write_tree(mount, [e for e in top if ".wh." not in e.path])
+        _buildah("umount", containers[-1])
+        for key, value in GOOD_LABELS.items():
+            _buildah("config", "--label", f"{key}={value}", containers[-1])
+        _buildah("commit", "--quiet", containers[-1], f"{name}:good")
+        _buildah("manifest", "create", f"{name}-list:good")
+        _buildah("manifest", "add", f"{name}-list:good", f"containers-storage:{name}:good")
+
+        for reference in (f"{name}:good", f"containers-storage:{name}-list:good"):
+            report = run_verify(matrix, images=(reference,))
+            checks = image_checks(report)
+            assert not [e for e in report.errors if name in e], report.errors
+            assert {"vllm", "nixl", "libnixl"} <= {c.name for c in checks}
+            assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+        with open_image(f"{name}:good") as (view,):
+            assert len(view.layers) == 2
+        missing = run_verify(matrix, images=(f"{name}:missing",))
+        assert missing.exit_code == 2
+        assert any("not in local buildah storage" in e for e in missing.errors)
+    finally:
+        for container in containers:
+            subprocess.run(["buildah", "rm", container], check=False, capture_output=True)
+        subprocess.run(["buildah", "manifest", "rm", f"{name}-list:good"], check=False, capture_output=True)
+        for tag in ("good", "base"):
+            subprocess.run(["buildah", "rmi", f"{name}:{tag}"], check=False, capture_output=True)

@@ -19,6 +19,7 @@ import fnmatch
 import io
 import json
 import posixpath
+import shutil
 import string
 import tarfile
 import tempfile
@@ -89,6 +90,8 @@ class ScanRequest:
     """What to look for in an image's file system."""
 
     distributions: frozenset[NormalizedName] = frozenset()
+    # Collected when seen, but the scan does not wait for them (may be absent).
+    optional_distributions: frozenset[NormalizedName] = frozenset()
     files: frozenset[str] = frozenset()  # absolute paths, "/opt/buildmatrix/pins.json"
     # Basename patterns of libraries to count; counting needs every layer.
     library_patterns: tuple[str, ...] = ()
@@ -257,20 +260,28 @@ def _split_tag(rest: str) -> tuple[Path, str | None]:
 
 
 def _open_local_storage(reference: str, name: str, stack: ExitStack) -> tuple[ImageView, ...]:
-    """Push the image from buildah/podman storage to a temporary OCI layout, uncompressed."""
+    """Copy the image out of buildah/podman storage into a temporary OCI layout.
+
+    A manifest list (what ``buildah build --manifest`` makes) is copied with every
+    platform; a plain image is copied with its layers left uncompressed.
+    """
     from buildmatrix import _call
     from buildmatrix.errors import CommandFailedError
 
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="buildmatrix-image-")))
     layout = tmp / "layout"
     try:
-        _call.call(
-            "buildah", "push", "--quiet", "--disable-compression", name, f"oci:{layout}",
-            capture_stdout=True,
-        )  # fmt: skip
+        _call.call("buildah", "manifest", "push", "--quiet", "--all", name, f"oci:{layout}")
     except CommandFailedError as error:
-        msg = f"image {reference!r} is not in local buildah storage: {error.stderr.strip()}"
-        raise ImageError(msg) from error
+        if "not a manifest list" not in error.stderr:
+            msg = f"image {reference!r} is not in local buildah storage: {error.stderr.strip()}"
+            raise ImageError(msg) from error
+        shutil.rmtree(layout, ignore_errors=True)
+        try:
+            _call.call("buildah", "push", "--quiet", "--disable-compression", name, f"oci:{layout}")
+        except CommandFailedError as second:
+            msg = f"image {reference!r} is not in local buildah storage: {second.stderr.strip()}"
+            raise ImageError(msg) from second
     return _read_oci(reference, _DirectoryStore(layout), None)
 
 
@@ -427,6 +438,7 @@ class _Scanner:
         self.view = view
         self.request = request
         self.files_wanted = {"/" + posixpath.normpath(f.lstrip("/")) for f in request.files}
+        self.wanted_distributions = request.distributions | request.optional_distributions
         self.distributions: dict[NormalizedName, list[InstalledDistribution]] = {}
         self.files: dict[str, bytes] = {}
         self.libraries: list[str] = []
@@ -569,7 +581,7 @@ class _Scanner:
             self.problems.append(f"{dist_info}/METADATA has no Name or Version")
             return
         name = canonicalize_name(raw_name)
-        if name not in self.request.distributions:
+        if name not in self.wanted_distributions:
             return
         try:
             version = Version(raw_version)

@@ -38,7 +38,9 @@ __all__ = [
     "LABEL_PIN_PREFIX",
     "LABEL_RELEASE",
     "Check",
+    "Collector",
     "Report",
+    "VerifyOptions",
     "check_declared",
     "check_image",
     "check_index",
@@ -46,11 +48,14 @@ __all__ = [
     "check_wheel",
     "expected_meta_requirements",
     "meta_packages",
+    "verify",
 ]
 
 LABEL_PIN_PREFIX = "org.buildmatrix.pin."
 LABEL_RELEASE = "org.buildmatrix.release"
 LABEL_FRAMEWORK = "org.buildmatrix.framework"
+LABEL_CUDA = "org.buildmatrix.cuda"
+LABEL_PYTHON = "org.buildmatrix.python"
 IMAGE_PINS_FILE = "/opt/buildmatrix/pins.json"
 
 # A requirement's extra, as a key of the per-extra mapping; None = always required.
@@ -106,7 +111,7 @@ class Report:
 
 
 @dataclass(slots=True)
-class _Collector:
+class Collector:
     """Checks and input errors gathered while verifying."""
 
     checks: list[Check] = field(default_factory=list)
@@ -266,7 +271,7 @@ def check_pyproject(
     path: Path,
     package: WheelPackage | None,
     releases: Sequence[Release] | None,
-    collector: _Collector,
+    collector: Collector,
 ) -> None:
     """Check the static extras of a meta package's pyproject.toml."""
     subject = str(path)
@@ -399,9 +404,7 @@ def _requirements_by_extra(metadata: WheelMetadata, pythons: Sequence[str]) -> d
     return grouped
 
 
-def check_wheel(
-    matrix: Matrix, path: Path, releases: Sequence[Release] | None, collector: _Collector
-) -> None:
+def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, collector: Collector) -> None:
     subject = str(path)
     try:
         metadata = read_wheel_metadata(path)
@@ -661,7 +664,7 @@ def check_image(
     matrix: Matrix,
     reference: str,
     releases: Sequence[Release] | None,
-    collector: _Collector,
+    collector: Collector,
     *,
     platform: str | None = None,
     quick: bool = False,
@@ -680,7 +683,7 @@ def _check_view(
     matrix: Matrix,
     view: ImageView,
     releases: Sequence[Release] | None,
-    collector: _Collector,
+    collector: Collector,
     *,
     quick: bool,
     on_layer: Callable[[str], None] | None,
@@ -695,8 +698,17 @@ def _check_view(
     requirements = framework.requirements(release.pins)
     for name, version in pins.items():
         checks.append(_label_check(subject, name, LABEL_PIN_PREFIX + name, version, view.labels))
+    cuda = release.cuda.get(framework.name)
+    if cuda is not None and LABEL_CUDA in view.labels:
+        checks.append(_label_check(subject, "cuda", LABEL_CUDA, cuda, view.labels))
+    spec = next((image for image in matrix.images if image.framework == framework.name), None)
+    if spec is not None and LABEL_PYTHON in view.labels:
+        checks.append(_label_check(subject, "python", LABEL_PYTHON, Version(spec.python), view.labels))
+    # The toolkit's own wheels are in an image only when it was built with them.
+    toolkit = frozenset(package.name for package in matrix.wheels)
     request = ScanRequest(
         distributions=frozenset(canonicalize_name(r.name) for r in requirements),
+        optional_distributions=toolkit,
         files=frozenset({IMAGE_PINS_FILE}),
         library_patterns=() if quick else LIBNIXL_PATTERNS,
     )
@@ -708,6 +720,18 @@ def _check_view(
     result = view.scan(request, on_layer=report_layer)
     checks.extend(_pins_file_checks(subject, result.files.get(IMAGE_PINS_FILE), release, framework, pins))
     checks.extend(_installed_checks(subject, result, requirements, release))
+    for name in sorted(toolkit):
+        for install in result.distributions.get(name, ()):
+            checks.append(
+                Check(
+                    subject=subject,
+                    name=name,
+                    expected=f"=={release.version}",
+                    found=str(install.version),
+                    ok=install.version == release.version,
+                    detail=f"installed at {install.path} (layer {install.layer}); {release.name}",
+                )
+            )
     if not quick:
         checks.append(
             Check(
@@ -802,7 +826,7 @@ def verify(
     on_step: Callable[[str], None] | None = None,
 ) -> Report:
     """Every check: the repository's pin consumers, then the artifacts given."""
-    collector = _Collector()
+    collector = Collector()
     step = on_step or (lambda _message: None)
     pyprojects: list[tuple[Path, WheelPackage | None]] = [
         (package.source / "pyproject.toml", package) for package in meta_packages(matrix)
