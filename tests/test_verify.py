@@ -13,6 +13,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from packaging.version import Version
 
 from buildmatrix.index import IndexConfig, SimpleIndexClient, index_config
 from buildmatrix.layers import LIBNIXL_PATTERNS, ImageError, ScanRequest, open_image
+from buildmatrix.layerstream import ForwardReader, members, open_layer_tar
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from buildmatrix.verify import Report, VerifyOptions, verify
@@ -371,6 +373,37 @@ def test_corrupt_layer_is_an_image_error(tmp_path: Path) -> None:
     (layout / "blobs/sha256" / top_layer).write_bytes(gzip.compress(b"x" * 1000)[:50])
     with open_image(str(layout)) as (view,), pytest.raises(ImageError, match="layer sha256:"):
         view.scan(ScanRequest(distributions=frozenset({canonicalize_name("vllm")})))
+
+
+def test_layer_stream_gzip_members_padding_and_large_skips() -> None:
+    big = Entry("opt/zeros.bin", b"\0" * (64 * 1024 * 1024))  # 64 MiB inflating from ~64 KiB
+    raw = layer_tar([big, dist("vllm", "0.11.0")])
+    # Two gzip members back to back (what pigz or concatenation writes), then padding.
+    data = gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]) + b"\0" * 512
+    with open_layer_tar(io.BytesIO(data)) as archive:
+        names = []
+        for member in members(archive):
+            names.append(member.name)
+            if member.name.endswith("METADATA"):
+                handle = archive.extractfile(member)
+                assert handle is not None
+                assert b"Version: 0.11.0" in handle.read()
+        assert names == ["opt/zeros.bin", f"{SITE}/vllm-0.11.0.dist-info/METADATA"]
+        assert archive.getmembers() == []  # nothing is remembered
+
+
+def test_layer_stream_refuses_to_seek_back_and_reports_truncation() -> None:
+    chunks = [b"abcdef"]
+    reader = ForwardReader(lambda _limit: chunks.pop() if chunks else b"")
+    assert reader.read(2) == b"ab"
+    assert reader.seek(4) == 4
+    assert reader.read() == b"ef"
+    with pytest.raises(io.UnsupportedOperation):
+        reader.seek(1)
+    whole = gzip.compress(layer_tar([Entry("opt/random.bin", os.urandom(200_000)), dist("vllm", "0.11.0")]))
+    truncated = whole[: len(whole) // 2]
+    with pytest.raises((EOFError, tarfile.TarError)), open_layer_tar(io.BytesIO(truncated)) as archive:
+        list(members(archive))
 
 
 # --------------------------------------------------------------------------- image checks

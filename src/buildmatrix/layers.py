@@ -4,8 +4,8 @@ Sources: an OCI image layout directory, an OCI archive (``buildah push IMG
 oci-archive:x.tar``), a ``docker save`` tarball, or an image in local
 buildah/podman storage (pushed to a temporary OCI layout first, uncompressed).
 
-Layers are streamed through ``tarfile`` in stream mode (gzip, zstd or plain),
-topmost layer first: the first time a path is seen it is the file the container
+Layers are streamed through ``tarfile`` forward only (``buildmatrix.layerstream``:
+gzip, zstd or plain), topmost layer first: the first time a path is seen it is the file the container
 would see, whiteouts (``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower
 layers hold, and a scan stops as soon as everything it asked for is found, unless
 it must count library copies, which needs every layer. Nothing is written to
@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import email.parser
 import fnmatch
-import io
 import json
 import posixpath
 import shutil
 import string
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.errors import BuildMatrixError, UsageError
+from buildmatrix.errors import UsageError
+from buildmatrix.layerstream import members, open_layer_tar
 
 __all__ = [
     "LIBNIXL_PATTERNS",
@@ -63,15 +64,12 @@ MANIFEST_MEDIA_TYPES = frozenset(
 )
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT_PREFIX = ".wh."
 _OPAQUE_WHITEOUT = ".wh..wh..opq"
 _SITE_DIRS = frozenset({"site-packages", "dist-packages"})
 # METADATA headers come first; the long description after them is never needed.
 _METADATA_HEAD_BYTES = 64 * 1024
 _JSON_LIMIT = 16 * 1024 * 1024  # manifests and configs are kilobytes
-_STREAM_BUFSIZE = 1024 * 1024
 
 
 class ImageError(UsageError):
@@ -406,24 +404,6 @@ def _safe_relative(name: str) -> str:
 # --------------------------------------------------------------------------- scanning
 
 
-def _open_tar_stream(raw: IO[bytes]) -> tuple[tarfile.TarFile, list[Any]]:
-    """A stream-mode tar reader over a gzip, zstd or plain layer; nothing is seeked."""
-    buffered = io.BufferedReader(cast(Any, raw), buffer_size=_STREAM_BUFSIZE)
-    magic = buffered.peek(4)[:4]
-    keep: list[Any] = [buffered]
-    if magic == _ZSTD_MAGIC:
-        try:
-            import zstandard
-        except ImportError as error:  # pragma: no cover - zstandard is a dependency
-            msg = "a zstd layer needs the `zstandard` package"
-            raise BuildMatrixError(msg) from error
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_size=_STREAM_BUFSIZE)
-        keep.append(reader)
-        return tarfile.open(fileobj=reader, mode="r|", bufsize=_STREAM_BUFSIZE), keep
-    mode = "r|gz" if magic[:2] == _GZIP_MAGIC else "r|*"
-    return tarfile.open(fileobj=buffered, mode=mode, bufsize=_STREAM_BUFSIZE), keep  # type: ignore[call-overload]
-
-
 def _entry_path(name: str) -> str | None:
     """The entry's absolute path, or None when a component is ``..``."""
     stripped = name.lstrip("/")
@@ -499,14 +479,11 @@ class _Scanner:
         new_hidden: set[str] = set()
         new_opaque: set[str] = set()
         try:
-            with self.view._open_layer(layer) as raw:
-                archive, keep = _open_tar_stream(raw)
-                with archive:
-                    for member in archive:
-                        if self._visit(index, archive, member, new_hidden, new_opaque):
-                            return True
-                del keep
-        except (tarfile.TarError, OSError, EOFError) as error:
+            with self.view._open_layer(layer) as raw, open_layer_tar(raw) as archive:
+                for member in members(archive):
+                    if self._visit(index, archive, member, new_hidden, new_opaque):
+                        return True
+        except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
             msg = f"cannot read image {self.view.reference!r}: layer {layer.name}: {error}"
             raise ImageError(msg) from error
         # A layer's whiteouts hide only what lies below it, so they apply afterwards.
