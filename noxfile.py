@@ -1,12 +1,16 @@
 """nox sessions: the user interface of buildmatrix. Each one is thin and calls the package.
 
 nox -s tests            run the test suite (unit, real builds, container, network)
-nox -s lint             ruff, ruff format --check, mypy --strict
+nox -s lint             ruff, ruff format --check, mypy --strict, workflow schema and zizmor
 nox -s matrix -- ...    buildmatrix plan (posargs passed through)
+nox -s docs             regenerate docs/support-matrix.md (`-- --check` only checks)
+nox -s ci_matrix -- ... the CI job matrices (buildmatrix ci, posargs passed through)
 nox -s verify -- ...    buildmatrix verify: pins in pyproject, wheels, images, docs, index
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -36,6 +40,11 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("mypy", "--strict", "src/buildmatrix")
+    # The workflows: GitHub's schema, then zizmor's security audits (both offline).
+    session.install("-c", ".github/constraints.txt", "check-jsonschema", "zizmor")
+    workflows = sorted(str(path) for path in Path(".github/workflows").glob("*.yml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("zizmor", "--offline", ".github/workflows")
 
 
 @nox.session
@@ -43,6 +52,20 @@ def matrix(session: nox.Session) -> None:
     """Show what matrix.toml expands to: `nox -s matrix -- --release v0.7.1 --format json`."""
     _install(session)
     session.run("python", "-m", "buildmatrix", "plan", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/support-matrix.md from matrix.toml; `-- --check` fails on drift instead."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "docs", *session.posargs)
+
+
+@nox.session
+def ci_matrix(session: nox.Session) -> None:
+    """The release workflow's job matrices: `nox -s ci_matrix -- --release v0.7.1 --format json`."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "ci", *session.posargs)
 
 
 @nox.session

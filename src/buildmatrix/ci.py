@@ -2,20 +2,63 @@
 
 GitHub Actions caps one job matrix at 256 jobs, so a larger plan is split into
 shards that the workflow runs as separate jobs.
+
+``pipeline_outputs`` turns one plan into every matrix the release workflow
+(.github/workflows/release.yml) fans out from: one wheels job per release,
+package and arch (cibuildwheel builds all of that package's Pythons in it),
+one image job per release, framework and arch on a native runner, and one
+merge job per release and framework that joins the per-arch images into a
+manifest list. Each fan-out is sharded at 256 jobs: the workflow runs one reusable-workflow call
+per shard. ``OUTPUTS`` names what the plan job writes to ``$GITHUB_OUTPUT``; the
+workflow tests check the workflows read only those.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from buildmatrix.errors import UsageError
-from buildmatrix.expand import Target
+from buildmatrix.expand import Plan, Target
+from buildmatrix.model import Matrix, Release, ReleaseStatus
 
-__all__ = ["MAX_JOBS", "github_matrix", "shard_count"]
+__all__ = [
+    "MAX_JOBS",
+    "MAX_OUTPUT_BYTES",
+    "OUTPUTS",
+    "RUNNERS",
+    "github_matrix",
+    "image_jobs",
+    "manifest_jobs",
+    "pipeline_outputs",
+    "release_for_ref",
+    "shard",
+    "shard_count",
+    "wheel_jobs",
+    "write_github_output",
+]
 
 MAX_JOBS = 256
+# GitHub keeps at most 1 MB of outputs per job; over that the plan job fails obscurely.
+MAX_OUTPUT_BYTES = 1_000_000
+
+# Native runners per arch: arm64 wheels and images build on arm64 hosts, never emulated.
+RUNNERS: Mapping[str, str] = {"x86_64": "ubuntu-24.04", "aarch64": "ubuntu-24.04-arm"}
+
+# What the plan job writes to $GITHUB_OUTPUT (and the workflow declares as its outputs).
+OUTPUTS = (
+    "releases",  # JSON list of the planned release names
+    "wheels",  # JSON list of shards, each {"include": [wheel job, ...]} of at most 256 jobs
+    "wheel_shards",  # JSON list of shard indexes, the caller job's matrix ([] when no wheels)
+    "images",  # like wheels, image jobs (one per release, framework and arch)
+    "image_shards",
+    "manifests",  # like wheels, merge jobs (one per release and framework)
+    "manifest_shards",
+)
 
 
 def shard_count(jobs: int) -> int:
@@ -43,7 +86,165 @@ def github_matrix(targets: Sequence[Target], *, shard: int | None = None) -> dic
 def _job(target: Target) -> dict[str, Any]:
     job = target.to_json()
     # Runners per arch: native arm64 runners, never emulation, for real builds.
-    job["runner"] = "ubuntu-24.04-arm" if target.arch.name == "aarch64" else "ubuntu-24.04"
+    job["runner"] = RUNNERS[target.arch.name]
     if "pins" in job:
         job["pins"] = " ".join(f"{name}=={version}" for name, version in job["pins"].items())
     return job
+
+
+def shard(jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Jobs as ``{"include": [...]}`` matrices of at most ``MAX_JOBS`` each ([] for no jobs)."""
+    return [{"include": list(jobs[start : start + MAX_JOBS])} for start in range(0, len(jobs), MAX_JOBS)]
+
+
+def wheel_jobs(plan: Plan) -> list[dict[str, Any]]:
+    """One job per release, package and arch; it builds every Python the plan has for them."""
+    groups: dict[tuple[str, str, str], list[Target]] = {}
+    for target in plan.wheels():
+        assert target.package is not None
+        key = (target.release.name, str(target.package.name), target.arch.name)
+        groups.setdefault(key, []).append(target)
+    jobs = []
+    for (release, package, arch), targets in groups.items():
+        first = targets[0]
+        jobs.append(
+            {
+                "id": f"wheels:{package}:{release}:{arch}",
+                "release": release,
+                "version": str(first.release.version),
+                "package": package,
+                "arch": arch,
+                "platform": first.arch.platform,
+                "runner": RUNNERS[arch],
+                "pythons": " ".join(t.python for t in targets),
+                "targets": " ".join(t.id for t in targets),
+                "artifact": f"wheels-{release}-{package}-{arch}",
+            }
+        )
+    return jobs
+
+
+def _cuda_tag(target: Target) -> str:
+    assert target.cuda is not None
+    return f"{target.release.name}-cuda{target.cuda.major}"
+
+
+def image_jobs(plan: Plan) -> list[dict[str, Any]]:
+    """One job per release, framework and arch (a single-platform build on a native runner)."""
+    jobs = []
+    for target in plan.images():
+        assert target.framework is not None
+        assert target.image is not None
+        assert target.cuda is not None
+        docker_arch = target.arch.docker_arch
+        jobs.append(
+            {
+                "id": target.id,
+                "release": target.release.name,
+                "version": str(target.release.version),
+                "framework": target.framework.name,
+                "image": target.image.name,
+                "arch": target.arch.name,
+                "platform": target.arch.platform,
+                "docker_arch": docker_arch,
+                "runner": RUNNERS[target.arch.name],
+                "cuda": str(target.cuda),
+                "tag": _cuda_tag(target),
+                # `buildmatrix images --split` tags a one-platform build `<tag>-<arch>`.
+                "arch_tag": f"{_cuda_tag(target)}-{docker_arch}",
+                "pins": " ".join(f"{name}=={version}" for name, version in (target.pins or {}).items()),
+                "digest_artifact": f"digest-{target.release.name}-{target.framework.name}-{docker_arch}",
+                # The release's own wheels (from the wheels jobs) go into the image.
+                "wheels_pattern": f"wheels-{target.release.name}-*",
+            }
+        )
+    return jobs
+
+
+def manifest_jobs(plan: Plan) -> list[dict[str, Any]]:
+    """One job per release and framework: the per-arch images joined into one manifest list."""
+    groups: dict[tuple[str, str], list[Target]] = {}
+    for target in plan.images():
+        assert target.framework is not None
+        groups.setdefault((target.release.name, target.framework.name), []).append(target)
+    jobs = []
+    for (release, framework), targets in groups.items():
+        first = targets[0]
+        assert first.image is not None
+        jobs.append(
+            {
+                "id": f"manifest:{framework}:{release}",
+                "release": release,
+                "framework": framework,
+                "image": first.image.name,
+                "tag": _cuda_tag(first),
+                "platforms": " ".join(t.arch.platform for t in targets),
+                "digest_pattern": f"digest-{release}-{framework}-*",
+                "digests": len(targets),
+            }
+        )
+    return jobs
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def pipeline_outputs(plan: Plan, releases: Sequence[Release]) -> dict[str, str]:
+    """Every ``OUTPUTS`` value as the string the plan job writes (compact JSON or a flag)."""
+    wheels = shard(wheel_jobs(plan))
+    images = shard(image_jobs(plan))
+    manifests = shard(manifest_jobs(plan))
+    outputs = {
+        "releases": _compact([r.name for r in releases]),
+        "wheels": _compact(wheels),
+        "wheel_shards": _compact(list(range(len(wheels)))),
+        "images": _compact(images),
+        "image_shards": _compact(list(range(len(images)))),
+        "manifests": _compact(manifests),
+        "manifest_shards": _compact(list(range(len(manifests)))),
+    }
+    assert tuple(outputs) == OUTPUTS
+    size = sum(len(name) + len(value.encode()) for name, value in outputs.items())
+    if size > MAX_OUTPUT_BYTES:
+        msg = (
+            f"the job matrices take {size} bytes, over GitHub's {MAX_OUTPUT_BYTES} bytes of outputs "
+            "per job: plan fewer releases per run (--release)"
+        )
+        raise UsageError(msg)
+    return outputs
+
+
+def release_for_ref(matrix: Matrix, ref: str) -> Release:
+    """The release a Git ref builds: a tag names its release; a branch builds the release of
+    that name, else the development release (top of tree)."""
+    tag = ref.removeprefix("refs/tags/")
+    if tag != ref:
+        release = matrix.find_release(tag)
+        if release is None:
+            known = ", ".join(r.name for r in matrix.releases)
+            msg = f"tag {tag!r} has no [[release]] in {matrix.path} (releases: {known})"
+            raise UsageError(msg)
+        return release
+    branch = ref.removeprefix("refs/heads/")
+    named = matrix.find_release(branch)
+    if named is not None:
+        return named
+    development = [r for r in matrix.releases if r.status is ReleaseStatus.DEVELOPMENT]
+    if not development:
+        msg = f"ref {ref!r} names no release and {matrix.path} has no development release"
+        raise UsageError(msg)
+    return development[0]
+
+
+def write_github_output(path: Path, outputs: Mapping[str, str]) -> None:
+    """Append ``outputs`` to a ``$GITHUB_OUTPUT`` file; multi-line values use a heredoc."""
+    lines = []
+    for name, value in outputs.items():
+        if "\n" in value:
+            delimiter = f"EOF_{uuid.uuid4().hex}"
+            lines.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        else:
+            lines.append(f"{name}={value}\n")
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(lines))

@@ -1,0 +1,104 @@
+"""``buildmatrix ci``: the job matrices of the release workflow, written to ``$GITHUB_OUTPUT``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from buildmatrix import ci, ui
+from buildmatrix.expand import expand
+from buildmatrix.loader import load_matrix, select_releases
+from buildmatrix.model import Release
+
+HELP = (
+    "plan the CI pipeline: wheel jobs per package and arch, image jobs per framework and arch, "
+    "manifest merges, sharded at 256 jobs; written to $GITHUB_OUTPUT"
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release",
+        action="append",
+        metavar="R",
+        help="plan this release (repeatable); default: the release --ref builds, else every release",
+    )
+    parser.add_argument(
+        "--ref",
+        metavar="REF",
+        help=(
+            "a Git ref such as $GITHUB_REF: refs/tags/v0.7.1 builds v0.7.1, a branch builds the "
+            "release of its name or else the development release"
+        ),
+    )
+    parser.add_argument(
+        "--github-output",
+        type=Path,
+        metavar="PATH",
+        default=_env_path("GITHUB_OUTPUT"),
+        help="append the outputs to this file (default: $GITHUB_OUTPUT when set)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table: a summary; json: the outputs as one JSON object on stdout",
+    )
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    releases: tuple[Release, ...]
+    if args.release:
+        releases = select_releases(matrix, args.release)
+    elif args.ref:
+        releases = (ci.release_for_ref(matrix, args.ref),)
+    else:
+        releases = matrix.releases
+    plan = expand(matrix, releases=releases)
+    outputs = ci.pipeline_outputs(plan, releases)
+
+    if args.github_output is not None:
+        ci.write_github_output(args.github_output, outputs)
+        ui.stderr.print(f"wrote {len(outputs)} outputs to {args.github_output}", markup=False)
+    summary_path = _env_path("GITHUB_STEP_SUMMARY")
+    if summary_path is not None:
+        with summary_path.open("a", encoding="utf-8") as handle:
+            handle.write(_markdown_summary(outputs))
+
+    if args.format == "json":
+        ui.emit_json({name: _decoded(value) for name, value in outputs.items()})
+    else:
+        rows = []
+        for name in ("wheels", "images", "manifests"):
+            shards = json.loads(outputs[name])
+            jobs = sum(len(s["include"]) for s in shards)
+            rows.append([name, str(jobs), str(len(shards))])
+        title = f"CI plan for {', '.join(r.name for r in releases)} ({len(plan)} targets)"
+        ui.stdout.print(ui.table(title, ["jobs", "count", f"shards (<= {ci.MAX_JOBS} jobs each)"], rows))
+    return 0
+
+
+def _decoded(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _markdown_summary(outputs: dict[str, str]) -> str:
+    lines = ["### buildmatrix CI plan", "", "| job | runner | id |", "| :-- | :-- | :-- |"]
+    for name in ("wheels", "images", "manifests"):
+        for shard in json.loads(outputs[name]):
+            lines.extend(
+                f"| {name} | {job.get('runner', 'ubuntu-24.04')} | `{job['id']}` |"
+                for job in shard["include"]
+            )
+    return "\n".join(lines) + "\n\n"
