@@ -35,6 +35,7 @@ from buildmatrix.layerstream import ForwardReader, members, open_layer_tar
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from buildmatrix.verify import Report, VerifyOptions, verify
+from buildmatrix.verify_generated import check_docs_page, check_image_plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE = "usr/local/lib/python3.12/dist-packages"
@@ -577,7 +578,7 @@ def test_meta_wheel_with_wrong_extras_names_each(tmp_path: Path, matrix: Matrix)
     }
     wheel = build_meta_wheel(tmp_path, "0.7.1", wrong)
     report = run_verify(matrix, wheels=(wheel,))
-    failed = {(c.name, c.detail.split(":")[0]) for c in report.checks if not c.ok}
+    failed = {(c.name, c.detail.split(":")[0]) for c in report.checks if not c.ok and c.subject == str(wheel)}
     assert failed == {
         ("vllm", "extra 'vllm'"),
         ("sglang", "extra 'sglang'"),
@@ -593,12 +594,12 @@ def test_meta_wheel_with_wrong_extras_names_each(tmp_path: Path, matrix: Matrix)
 def test_wheel_of_an_unknown_version_or_runtime_mismatch(tmp_path: Path, matrix: Matrix) -> None:
     wheel = build_meta_wheel(tmp_path, "0.6.9", RIGHT_EXTRAS)
     report = run_verify(matrix, wheels=(wheel,))
-    [check] = report.checks
+    [check] = [c for c in report.checks if c.subject == str(wheel)]
     assert not check.ok
     assert check.detail == "no release of the matrix has this version"
     # Checked against a chosen release, the runtime requirement is wrong too.
     report = run_verify(matrix, wheels=(wheel,), releases=(matrix.find_release(RELEASE),))
-    failed = {c.name for c in report.checks if not c.ok}
+    failed = {c.name for c in report.checks if not c.ok and c.subject == str(wheel)}
     assert failed == {"ai-dynamo", "ai-dynamo-runtime"}
 
 
@@ -647,7 +648,11 @@ def test_pyproject_in_sync_and_drifted(tmp_path: Path) -> None:
     path = _repo_with_meta_pyproject(tmp_path / "drift", drifted, "0.8.0.dev0")
     report = verify(load_matrix(path), VerifyOptions())
     failed = [c for c in report.checks if not c.ok]
-    assert [(c.name, c.found) for c in failed] == [("vllm", "vllm[flashinfer]==0.10.2")]
+    # The page is missing in this scratch repository too.
+    assert [(c.name, c.found) for c in failed] == [
+        ("vllm", "vllm[flashinfer]==0.10.2"),
+        ("support-matrix", "(missing)"),
+    ]
     assert report.exit_code == 1
 
 
@@ -657,6 +662,101 @@ def test_pyproject_version_selects_its_release(tmp_path: Path) -> None:
     pyproject_checks = [c for c in report.checks if c.subject.endswith("pyproject.toml")]
     assert pyproject_checks
     assert all(c.ok and "(v0.7.1)" in c.detail for c in pyproject_checks)
+
+
+def test_docs_page_in_sync_stale_and_missing(tmp_path: Path) -> None:
+    from buildmatrix import docs
+
+    path = _repo_with_meta_pyproject(tmp_path, MAIN_EXTRAS, "0.8.0.dev0")
+    matrix = load_matrix(path)
+    [missing] = check_docs_page(matrix)
+    assert (missing.ok, missing.found) == (False, "(missing)")
+    page = tmp_path / "docs" / "support-matrix.md"
+    page.parent.mkdir()
+    page.write_text(docs.render(matrix), encoding="utf-8")
+    [fresh] = check_docs_page(matrix)
+    assert fresh.ok
+    # Someone bumps vLLM on the page by hand instead of in the matrix.
+    text = page.read_text(encoding="utf-8")
+    assert "0.12.0" in text
+    page.write_text(text.replace("0.12.0", "0.12.1", 1), encoding="utf-8")
+    [stale] = check_docs_page(matrix)
+    assert not stale.ok
+    assert stale.found == "1 stale lines"
+    assert "0.12.1" in stale.detail
+
+
+@dataclass(frozen=True)
+class FakeBuild:
+    """The fields of buildmatrix.images.plan.ImageBuild that verify reads."""
+
+    name: str
+    release: str
+    framework: str
+    args: Mapping[str, str]
+    labels: Mapping[str, str]
+    pins: Mapping[str, str]
+
+
+def _planned(**changes: Any) -> FakeBuild:
+    values: dict[str, Any] = {
+        "name": "vllm-v0_7_1-cuda12",
+        "release": "v0.7.1",
+        "framework": "vllm",
+        "args": {
+            "PIN_VLLM": "0.11.0",
+            "EXTRAS_VLLM": "flashinfer",
+            "PIN_NIXL": "0.7.1",
+            "EXTRAS_NIXL": "cu12",
+        },
+        "labels": GOOD_LABELS,
+        "pins": {"vllm": "0.11.0", "nixl": "0.7.1"},
+    }
+    values.update(changes)
+    return FakeBuild(**values)
+
+
+def test_image_plan_carries_the_pins(matrix: Matrix) -> None:
+    checks = check_image_plan(matrix, builds=[_planned()])
+    assert len(checks) == 2 * 3 + 2 + 2  # pins x (plan, arg, label), extras, labels
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    wrong = _planned(
+        args={"PIN_VLLM": "0.10.2", "EXTRAS_VLLM": "", "PIN_NIXL": "0.7.1", "EXTRAS_NIXL": "cu13"},
+        labels={**GOOD_LABELS, "org.buildmatrix.release": "v0.7.0"},
+    )
+    failed = [
+        (c.name, c.detail.split(" (")[0], c.found)
+        for c in check_image_plan(matrix, builds=[wrong])
+        if not c.ok
+    ]
+    assert failed == [
+        ("vllm", "build arg PIN_*", "0.10.2"),
+        ("vllm", "build arg EXTRAS_*", "(no extras)"),
+        ("nixl", "build arg EXTRAS_*", "cu13"),
+        ("org.buildmatrix.release", "label", "v0.7.0"),
+    ]
+    [unknown] = check_image_plan(matrix, builds=[_planned(release="v9.9")])
+    assert not unknown.ok
+
+
+def test_the_real_image_plan_agrees_when_present(matrix: Matrix) -> None:
+    """With the images command in the checkout, its plan for every release carries the pins."""
+    try:
+        import buildmatrix.images.plan  # noqa: F401
+    except ModuleNotFoundError:
+        assert check_image_plan(matrix) == []
+        return
+    checks = check_image_plan(matrix)
+    assert len(checks) >= len(matrix.releases) * len(matrix.frameworks) * 8
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+
+@pytest.mark.slow
+def test_wheels_of_other_releases_are_skipped_with_a_note(tmp_path: Path, matrix: Matrix) -> None:
+    wheel = build_meta_wheel(tmp_path, "0.7.1", RIGHT_EXTRAS)
+    report = run_verify(matrix, wheels=(wheel,), releases=(matrix.find_release("main"),))
+    assert not [c for c in report.checks if c.subject == str(wheel)]
+    assert report.notes == (f"{wheel.name} is v0.7.1's (0.7.1); not selected, skipped",)
 
 
 # --------------------------------------------------------------------------- index
@@ -826,13 +926,18 @@ def test_real_pypi(matrix: Matrix) -> None:
 
 
 def test_cli_json_and_exit_codes(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    from buildmatrix import docs
+
     path = _repo_with_meta_pyproject(tmp_path / "repo", MAIN_EXTRAS, "0.8.0.dev0")
+    (tmp_path / "repo" / "docs").mkdir()
+    (tmp_path / "repo" / "docs" / "support-matrix.md").write_text(docs.render(load_matrix(path)))
     good = write_oci_layout(tmp_path / "good", good_spec())
     result = cli("verify", "--matrix", path, "--image", good, "--format", "json")
     document = json.loads(result.out)
     assert set(document["checks"][0]) == {"subject", "name", "expected", "found", "ok", "detail"}
-    failing = [c for c in document["checks"] if not c["ok"]]
-    assert result.code == (1 if failing else 0), failing
+    assert [c for c in document["checks"] if not c["ok"]] == []
+    assert document["summary"] == {"checks": len(document["checks"]), "failed": 0, "errors": 0, "ok": True}
+    assert result.code == 0
     bad = write_oci_layout(
         tmp_path / "bad", good_spec(labels={**GOOD_LABELS, "org.buildmatrix.pin.nixl": "0.8.0"})
     )

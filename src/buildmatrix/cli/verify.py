@@ -77,6 +77,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --check-index: another index to consult, as pip does (repeatable)",
     )
     parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    parser.add_argument(
+        "--show-all",
+        action="store_true",
+        help="with --format table: list every check, not only those of subjects that fail",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,11 +102,11 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         ui.emit_json(report.to_json())
     else:
-        _print_table(report)
+        _print_table(report, show_all=args.show_all)
     return report.exit_code
 
 
-def _print_table(report: Report) -> None:
+def _print_table(report: Report, *, show_all: bool) -> None:
     """One table per subject; cells are escaped because requirements contain [extras]."""
     from rich.markup import escape
 
@@ -110,6 +115,10 @@ def _print_table(report: Report) -> None:
         subjects.setdefault(check.subject, []).append(check)
     for subject, checks in subjects.items():
         failed = sum(not check.ok for check in checks)
+        if not failed and not show_all:
+            holds = "1 check holds" if len(checks) == 1 else f"{len(checks)} checks hold"
+            ui.stdout.print(f"ok  {subject}: {holds}", markup=False)
+            continue
         rows = [
             [
                 "ok" if check.ok else "[bold red]FAIL[/]",
@@ -122,6 +131,8 @@ def _print_table(report: Report) -> None:
         ]
         title = f"{escape(subject)}: {len(checks)} checks, {failed} failed"
         ui.stdout.print(ui.table(title, ["", "name", "expected", "found", "detail"], rows))
+    for note in report.notes:
+        ui.stdout.print(f"note: {note}", markup=False)
     for error in report.errors:
         ui.stderr.print(f"error: {error}", markup=False)
     verdict = (
