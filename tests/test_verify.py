@@ -656,6 +656,24 @@ def test_pyproject_in_sync_and_drifted(tmp_path: Path) -> None:
     assert report.exit_code == 1
 
 
+def test_pyproject_with_extras_generated_at_build_time(tmp_path: Path) -> None:
+    """The bundled example writes its extras at build time: nothing static to compare."""
+    path = _repo_with_meta_pyproject(tmp_path, {}, "0.0.0")
+    pyproject = tmp_path / "examples" / "ai-dynamo" / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "ai-dynamo"\ndynamic = ["version", "dependencies", "optional-dependencies"]\n'
+    )
+    report = verify(load_matrix(path), VerifyOptions())
+    [check] = [c for c in report.checks if c.subject == str(pyproject)]
+    assert check.ok
+    assert "--wheel" in check.detail
+    # A broken requirement is bad input (exit 2), named with its place.
+    pyproject.write_text('[project]\nname = "ai-dynamo"\ndependencies = ["vllm ==="]\n')
+    report = verify(load_matrix(path), VerifyOptions())
+    assert report.exit_code == 2
+    assert any("dependencies: invalid requirement 'vllm ==='" in e for e in report.errors)
+
+
 def test_pyproject_version_selects_its_release(tmp_path: Path) -> None:
     path = _repo_with_meta_pyproject(tmp_path, RIGHT_EXTRAS, "0.7.1")
     report = verify(load_matrix(path), VerifyOptions())
@@ -749,6 +767,20 @@ def test_the_real_image_plan_agrees_when_present(matrix: Matrix) -> None:
     checks = check_image_plan(matrix)
     assert len(checks) >= len(matrix.releases) * len(matrix.frameworks) * 8
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+
+@pytest.mark.slow
+def test_cli_takes_a_folder_of_wheels(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    from buildmatrix import docs
+
+    path = _repo_with_meta_pyproject(tmp_path / "repo", MAIN_EXTRAS, "0.8.0.dev0")
+    (tmp_path / "repo" / "docs").mkdir()
+    (tmp_path / "repo" / "docs" / "support-matrix.md").write_text(docs.render(load_matrix(path)))
+    wheel = build_meta_wheel(tmp_path, "0.7.1", RIGHT_EXTRAS)
+    result = cli("verify", "--matrix", path, "--wheel", wheel.parent, "--format", "json")
+    assert result.code == 0, result.out
+    subjects = {c["subject"] for c in json.loads(result.out)["checks"]}
+    assert str(wheel) in subjects
 
 
 @pytest.mark.slow

@@ -29,7 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         metavar="PATH",
-        help="a built or downloaded wheel; the meta wheel's extras are checked (repeatable)",
+        help="a built or downloaded wheel, or a folder of them; the meta wheel's extras are "
+        "checked per extra (repeatable)",
     )
     parser.add_argument(
         "--image",
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     releases = select_releases(matrix, args.release) if args.release else None
     options = VerifyOptions(
         releases=releases,
-        wheels=tuple(args.wheel),
+        wheels=tuple(_expand_wheels(args.wheel)),
         images=tuple(args.image),
         pyprojects=tuple(args.pyproject),
         check_index=args.check_index,
@@ -104,6 +105,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_table(report, show_all=args.show_all)
     return report.exit_code
+
+
+def _expand_wheels(paths: list[Path]) -> list[Path]:
+    """A folder stands for the wheels in it (``--wheel dist``)."""
+    wheels: list[Path] = []
+    for path in paths:
+        wheels.extend(sorted(path.glob("*.whl")) if path.is_dir() else [path])
+    return wheels
 
 
 def _print_table(report: Report, *, show_all: bool) -> None:
