@@ -420,7 +420,7 @@ def test_good_image_verifies_clean_from_every_source(tmp_path: Path, matrix: Mat
         assert checks, reference
         assert all(c.ok for c in checks), [c for c in checks if not c.ok]
         names = {c.name for c in checks}
-        assert {"vllm", "nixl", "libnixl", "org.buildmatrix.release"} - names == {"org.buildmatrix.release"}
+        assert {"vllm", "nixl", "libnixl", "org.buildmatrix.release", "org.buildmatrix.framework"} <= names
         installed = [c for c in checks if c.name == "vllm" and "installed at" in c.detail]
         assert installed[0].found == "0.11.0"
 
@@ -477,6 +477,20 @@ def test_toolkit_wheels_in_the_image_match_the_release(tmp_path: Path, matrix: M
     assert [(c.name, c.expected, c.found) for c in failed] == [("ai-dynamo-runtime", "==0.7.1", "0.7.0")]
     ok_names = {c.name for c in image_checks(report) if c.ok}
     assert {"ai-dynamo", "cuda", "python"} <= ok_names
+
+
+def test_release_label_must_be_the_selected_release(tmp_path: Path, matrix: Matrix) -> None:
+    unknown = write_oci_layout(
+        tmp_path / "unknown", good_spec(labels={**GOOD_LABELS, "org.buildmatrix.release": "v9.9"})
+    )
+    selected = (matrix.find_release(RELEASE),)
+    assert failed_names(run_verify(matrix, images=(str(unknown),), releases=selected)) == {
+        "org.buildmatrix.release"
+    }
+    good = write_oci_layout(tmp_path / "good", good_spec())
+    other = run_verify(matrix, images=(str(good),), releases=(matrix.find_release("main"),))
+    [check] = [c for c in image_checks(other) if not c.ok]
+    assert check.detail == "the image belongs to another release than the one selected"
 
 
 def test_missing_labels_and_escaping_paths_fail(tmp_path: Path, matrix: Matrix) -> None:

@@ -499,46 +499,46 @@ def _label_check(subject: str, name: str, label: str, expected: Version, labels:
 def _image_identity(
     matrix: Matrix, view: ImageView, releases: Sequence[Release] | None, checks: list[Check]
 ) -> tuple[Release | None, Framework | None]:
+    """The release and framework an image says it is (its labels), each as a check."""
     subject = view.subject
-    label_release = view.labels.get(LABEL_RELEASE)
-    release = None if label_release is None else matrix.find_release(label_release)
-    if releases:
-        if release is not None and release not in releases:
-            checks.append(
-                Check(
-                    subject=subject,
-                    name=LABEL_RELEASE,
-                    expected=", ".join(r.name for r in releases),
-                    found=label_release or "(missing)",
-                    ok=False,
-                    detail="the image belongs to another release than the one selected",
-                )
-            )
-        release = release or releases[0]
-    if release is None or label_release is None:
-        checks.append(
-            Check(
-                subject=subject,
-                name=LABEL_RELEASE,
-                expected=release.name if release else "a release of the matrix",
-                found=label_release or "(missing)",
-                ok=False,
-                detail="label missing" if label_release is None else "not a release of the matrix",
-            )
+    raw_release = view.labels.get(LABEL_RELEASE)
+    labelled = None if raw_release is None else matrix.find_release(raw_release)
+    if raw_release is None:
+        detail = "label missing"
+    elif labelled is None:
+        detail = "not a release of the matrix"
+    elif releases and labelled not in releases:
+        detail = "the image belongs to another release than the one selected"
+    else:
+        detail = "the image's release"
+    checks.append(
+        Check(
+            subject=subject,
+            name=LABEL_RELEASE,
+            expected=", ".join(r.name for r in releases) if releases else "a release of the matrix",
+            found=raw_release or "(missing)",
+            ok=labelled is not None and (not releases or labelled in releases),
+            detail=detail,
         )
-    label_framework = view.labels.get(LABEL_FRAMEWORK)
-    framework = next((f for f in matrix.frameworks if f.name == label_framework), None)
-    if framework is None:
-        checks.append(
-            Check(
-                subject=subject,
-                name=LABEL_FRAMEWORK,
-                expected=" | ".join(f.name for f in matrix.frameworks),
-                found=label_framework or "(missing)",
-                ok=False,
-                detail="label missing" if label_framework is None else "not a framework of the matrix",
-            )
+    )
+    # Without a usable label, the selected release still lets the pins be checked.
+    release = labelled if labelled is not None else (releases[0] if releases else None)
+    raw_framework = view.labels.get(LABEL_FRAMEWORK)
+    framework = next((f for f in matrix.frameworks if f.name == raw_framework), None)
+    checks.append(
+        Check(
+            subject=subject,
+            name=LABEL_FRAMEWORK,
+            expected=" | ".join(f.name for f in matrix.frameworks),
+            found=raw_framework or "(missing)",
+            ok=framework is not None,
+            detail="the image's framework"
+            if framework is not None
+            else "label missing"
+            if raw_framework is None
+            else "not a framework of the matrix",
         )
+    )
     return release, framework
 
 
@@ -548,6 +548,8 @@ def _pins_file_checks(
     release: Release,
     framework: Framework,
     pins: Mapping[NormalizedName, Version],
+    *,
+    python: str | None,
 ) -> list[Check]:
     where = f"{IMAGE_PINS_FILE}"
     if raw is None:
@@ -604,6 +606,17 @@ def _pins_file_checks(
                 found=str(data.get("cuda")),
                 ok=found_cuda == cuda,
                 detail=f"{where}: cuda",
+            )
+        )
+    if python is not None:
+        checks.append(
+            Check(
+                subject=subject,
+                name="python",
+                expected=python,
+                found=str(data.get("python")),
+                ok=_parse_version(data.get("python")) == Version(python),
+                detail=f"{where}: python",
             )
         )
     for name, version in pins.items():
@@ -726,7 +739,16 @@ def _check_view(
             on_layer(f"{subject}: layer {index + 1}/{len(view.layers)} {layer.name}")
 
     result = view.scan(request, on_layer=report_layer)
-    checks.extend(_pins_file_checks(subject, result.files.get(IMAGE_PINS_FILE), release, framework, pins))
+    checks.extend(
+        _pins_file_checks(
+            subject,
+            result.files.get(IMAGE_PINS_FILE),
+            release,
+            framework,
+            pins,
+            python=None if spec is None else spec.python,
+        )
+    )
     checks.extend(_installed_checks(subject, result, requirements, release))
     for name in sorted(toolkit):
         for install in result.distributions.get(name, ()):
