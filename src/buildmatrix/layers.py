@@ -18,6 +18,7 @@ import email.parser
 import fnmatch
 import json
 import posixpath
+import re
 import shutil
 import string
 import tarfile
@@ -419,6 +420,12 @@ class _Scanner:
         self.request = request
         self.files_wanted = {"/" + posixpath.normpath(f.lstrip("/")) for f in request.files}
         self.wanted_distributions = request.distributions | request.optional_distributions
+        # One compiled pattern for every library glob: this runs for every entry.
+        self.library_pattern = (
+            re.compile("|".join(fnmatch.translate(p) for p in request.library_patterns))
+            if request.library_patterns
+            else None
+        )
         self.distributions: dict[NormalizedName, list[InstalledDistribution]] = {}
         self.files: dict[str, bytes] = {}
         self.libraries: list[str] = []
@@ -464,6 +471,8 @@ class _Scanner:
         )
 
     def _hidden(self, path: str) -> bool:
+        if not self.hidden and not self.opaque:
+            return False  # the topmost layer, or nothing whited out above this one
         if path in self.hidden:
             return True
         parent = posixpath.dirname(path)
@@ -512,9 +521,7 @@ class _Scanner:
             return False
         if self._hidden(path):
             return False
-        if self.request.library_patterns and any(
-            fnmatch.fnmatchcase(base, p) for p in self.request.library_patterns
-        ):
+        if self.library_pattern is not None and self.library_pattern.match(base):
             if path not in self.seen and member.isfile():
                 self.libraries.append(path)
             self.seen.add(path)
