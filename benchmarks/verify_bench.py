@@ -258,6 +258,7 @@ def main() -> None:
     parser.add_argument("--size-gb", type=float, default=2.2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--small-files", type=int, default=200_000, help="tiny files in the first layer")
+    parser.add_argument("--modes", default="quick,full,stdlib,naive", help="which measurements to run")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "ARCHIVE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,7 +278,7 @@ def main() -> None:
             f"written in {time.perf_counter() - started:.1f}s",
             flush=True,
         )
-        for mode in ("quick", "full", "stdlib", "naive"):
+        for mode in args.modes.split(","):
             # Best of two runs, each in a fresh process: the archive is in the page cache.
             runs = [
                 json.loads(
