@@ -3,6 +3,7 @@
 nox -s tests            run the test suite (unit, real builds, container, network)
 nox -s lint             ruff, ruff format --check, mypy --strict, workflow schema and zizmor
 nox -s matrix -- ...    buildmatrix plan (posargs passed through)
+nox -s images -- ...    buildmatrix images (posargs passed through)
 nox -s docs             regenerate docs/support-matrix.md (`-- --check` only checks)
 nox -s ci_matrix -- ... the CI job matrices (buildmatrix ci, posargs passed through)
 nox -s verify -- ...    buildmatrix verify: pins in pyproject, wheels, images, docs, index
@@ -66,6 +67,13 @@ def ci_matrix(session: nox.Session) -> None:
     """The release workflow's job matrices: `nox -s ci_matrix -- --release v0.7.1 --format json`."""
     _install(session)
     session.run("python", "-m", "buildmatrix", "ci", *session.posargs)
+
+
+@nox.session
+def images(session: nox.Session) -> None:
+    """Build runtime images: `nox -s images -- vllm --dry-run` (posargs go to `buildmatrix images`)."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "images", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,284 @@
+"""``buildmatrix images``: build the frameworks' runtime images with every pin from the matrix."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+from pathlib import Path
+
+from buildmatrix import ui
+from buildmatrix._call import call, format_command
+from buildmatrix.errors import BuildMatrixError, UsageError
+from buildmatrix.images import (
+    ENGINES,
+    BuildxEngine,
+    Engine,
+    ImageOptions,
+    Result,
+    Status,
+    merge_steps,
+    plan_images,
+    run_builds,
+    run_merges,
+    select_engine,
+)
+from buildmatrix.images.engine import buildx_plugin_available
+from buildmatrix.images.plan import (
+    ImageBuild,
+    check_find_links,
+    check_index_url,
+    check_platforms,
+    check_repository,
+    parse_base_images,
+    parse_secret,
+    resolve_frameworks,
+)
+from buildmatrix.loader import load_matrix, select_releases
+from buildmatrix.model import Matrix
+
+HELP = "build the frameworks' runtime images (multi-arch) with every pin from the matrix"
+
+EPILOG = """\
+examples:
+  buildmatrix images vllm --dry-run                      the plan: args, labels, tags
+  buildmatrix images all --release v0.7.1 --engine buildah
+  buildmatrix images vllm --platform linux/arm64 --split --push --tag-prefix REPO
+  buildmatrix images vllm --merge --tag-prefix REPO      join per-arch tags into one list
+  buildmatrix images vllm --base-image mirror/cuda:12.8.1-runtime-ubuntu24.04 \\
+      --index-url https://pypi.mirror/simple --secret id=netrc,src=$HOME/.netrc
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "frameworks",
+        nargs="*",
+        metavar="FRAMEWORK",
+        help="frameworks whose image to build (vllm, sglang, trtllm), or `all`",
+    )
+    parser.add_argument(
+        "--release",
+        action="append",
+        metavar="R",
+        help="release to build (repeatable; `0.7.1` finds `v0.7.1`); default: the matrix's first",
+    )
+    parser.add_argument(
+        "--platform",
+        action="append",
+        metavar="OS/ARCH",
+        help="only these platforms (comma-separated or repeated); default: the image's arches",
+    )
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="image builder (default: auto)")
+    parser.add_argument(
+        "--tag-prefix",
+        metavar="REPO",
+        help="registry/namespace the images are tagged under (default: localhost/<project>)",
+    )
+    parser.add_argument("--push", action="store_true", help="push the images (needs --tag-prefix)")
+    parser.add_argument(
+        "--base-image",
+        action="append",
+        default=[],
+        metavar="[CUDA=]REF",
+        help="pinned base image instead of the matrix's CUDA image: REF for every image, "
+        "12.8=REF for images on that CUDA (repeatable; e.g. a registry mirror)",
+    )
+    parser.add_argument("--index-url", metavar="URL", help="Python package index (a mirror)")
+    parser.add_argument(
+        "--no-index",
+        action="store_true",
+        help="install only from --find-links and the wheelhouse (air-gapped builds)",
+    )
+    parser.add_argument(
+        "--find-links", type=Path, metavar="DIR", help="a local directory of wheels to install from"
+    )
+    parser.add_argument(
+        "--wheelhouse",
+        type=Path,
+        metavar="DIR",
+        help="the toolkit's own wheels to add when present (default: <matrix folder>/wheelhouse)",
+    )
+    parser.add_argument("--cache-from", metavar="REF", help="registry cache repository to read (no tag)")
+    parser.add_argument(
+        "--cache-to",
+        metavar="REF",
+        help="registry cache repository to write (no tag; set it on protected branches only)",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="id=ID,src=FILE",
+        help="a build secret (e.g. id=netrc,src=$HOME/.netrc for index credentials); repeatable",
+    )
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument(
+        "--split",
+        action="store_true",
+        help="one build per platform, tagged <tag>-<arch> (native runners); join them with --merge",
+    )
+    split.add_argument(
+        "--merge",
+        action="store_true",
+        help="build nothing: join the pushed <tag>-<arch> images into one multi-arch manifest list",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where docker-bake.json and the logs go (default: <matrix folder>/out/images)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show the plan and commands only")
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+
+
+def _created() -> datetime.datetime:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC)
+        except ValueError:
+            msg = f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds"
+            raise UsageError(msg) from None
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def _revision(root: Path) -> str:
+    try:
+        return call("git", "-C", str(root), "rev-parse", "HEAD", capture_stdout=True, echo=False).strip()
+    except BuildMatrixError:
+        return "unknown"
+
+
+def options_from_args(args: argparse.Namespace, matrix: Matrix, platforms: tuple[str, ...]) -> ImageOptions:
+    if (args.push or args.merge) and not args.tag_prefix:
+        msg = "--push and --merge need --tag-prefix REPO (the registry the images go to)"
+        raise UsageError(msg)
+    return ImageOptions(
+        platforms=platforms,
+        tag_prefix=check_repository(args.tag_prefix, "--tag-prefix") if args.tag_prefix else None,
+        base_images=parse_base_images(args.base_image, matrix),
+        index_url=check_index_url(args.index_url) if args.index_url else None,
+        no_index=args.no_index,
+        find_links=check_find_links(args.find_links) if args.find_links else None,
+        wheelhouse=args.wheelhouse.resolve() if args.wheelhouse else None,
+        cache_from=check_repository(args.cache_from, "--cache-from") if args.cache_from else None,
+        cache_to=check_repository(args.cache_to, "--cache-to") if args.cache_to else None,
+        secrets=tuple(parse_secret(value) for value in args.secret),
+        split=args.split,
+        created=_created(),
+        revision=_revision(matrix.root.resolve()),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    frameworks = resolve_frameworks(matrix, args.frameworks)
+    releases = select_releases(matrix, args.release) if args.release else matrix.releases[:1]
+    if args.no_index and args.index_url:
+        msg = "--no-index and --index-url contradict each other: pick one"
+        raise UsageError(msg)
+    platforms = check_platforms(
+        matrix, [p.strip() for value in args.platform or [] for p in value.split(",") if p.strip()]
+    )
+    root = matrix.root.resolve()
+    options = options_from_args(args, matrix, platforms)
+    builds = plan_images(matrix, releases, frameworks, options)
+    out_dir = (args.out or root / "out" / "images").resolve()
+    engine = select_engine(args.engine, root, out_dir, dry_run=args.dry_run)
+
+    if args.merge:
+        steps = merge_steps(builds)
+        if args.dry_run:
+            commands = [c for step in steps for c in engine.merge_commands(step)]
+            return _show_plan(args, engine, builds, commands, root)
+        results = run_merges(engine, steps, log_dir=out_dir / "logs")
+        return _summary(args, results)
+
+    if args.dry_run:
+        engine.prepare(builds)
+        commands = [c for build in builds for c in engine.build_commands(build, push=args.push)]
+        return _show_plan(args, engine, builds, commands, root)
+    results = run_builds(engine, builds, push=args.push, log_dir=out_dir / "logs")
+    return _summary(args, results)
+
+
+def _show_plan(
+    args: argparse.Namespace,
+    engine: Engine,
+    builds: list[ImageBuild],
+    commands: list[list[str]],
+    root: Path,
+) -> int:
+    engine_name = engine.name
+    bake_print = None
+    if isinstance(engine, BuildxEngine) and not args.merge and buildx_plugin_available():
+        bake_print = engine.print_definition()
+    if args.format == "json":
+        data: dict[str, object] = {
+            "engine": engine_name,
+            "images": [build.to_json(root) for build in builds],
+            "commands": [format_command(c) for c in commands],
+        }
+        if isinstance(engine, BuildxEngine) and not args.merge:
+            data["bake_file"] = str(engine.bake_file)
+        if bake_print is not None:
+            data["bake_print"] = bake_print
+        ui.emit_json(data)
+        return 0
+    rows = [
+        [
+            build.name,
+            ", ".join(build.platforms),
+            "\n".join(build.tags),
+            build.args["BASE_IMAGE"],
+            " ".join(f"{name}=={version}" for name, version in build.pins.items()),
+        ]
+        for build in builds
+    ]
+    ui.stdout.print(
+        ui.table(
+            f"{len(builds)} image build(s), engine {engine_name} (dry run)",
+            ["image", "platforms", "tags", "base", "pins"],
+            rows,
+        )
+    )
+    if isinstance(engine, BuildxEngine) and not args.merge:
+        ui.stdout.print(f"bake file: {engine.bake_file}", markup=False)
+    for command in commands:
+        ui.stdout.print("$ " + format_command(command), markup=False)
+    if bake_print is not None:
+        ui.stdout.print("$ docker buildx bake --print", markup=False)
+        ui.stdout.print(bake_print, markup=False)
+    return 0
+
+
+def _summary(args: argparse.Namespace, results: list[Result]) -> int:
+    failed = [r for r in results if r.status is Status.FAILED]
+    if args.format == "json":
+        ui.emit_json({"results": [r.to_json() for r in results], "failed": len(failed)})
+    else:
+        rows = [
+            [
+                r.name,
+                ", ".join(r.platforms),
+                "\n".join(r.tags),
+                str(r.status),
+                f"{r.seconds:.0f}s",
+                str(r.log),
+            ]
+            for r in results
+        ]
+        ui.stdout.print(
+            ui.table(
+                f"{len(results) - len(failed)} of {len(results)} image(s) ok",
+                ["image", "platforms", "tags", "status", "time", "log"],
+                rows,
+            )
+        )
+        for result in failed:
+            ui.stderr.print(f"{result.name}: {result.error} (see {result.log})", markup=False)
+    return 1 if failed else 0

@@ -1,0 +1,513 @@
+"""The engine-neutral image plan: what to build, with which args, labels and tags.
+
+One ``ImageBuild`` per framework image and release (or per platform when the
+plan is split for native runners). Every value in it comes from the matrix or
+from a command-line flag validated here, so an engine only turns the plan into
+its own command line or bake file; it never decides anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from buildmatrix.errors import UsageError, check_choice
+from buildmatrix.expand import image_pins
+from buildmatrix.images.dockerfile import stage_args
+from buildmatrix.loader import _image_ref_problem
+from buildmatrix.model import Framework, ImageSpec, Matrix, Release
+
+__all__ = [
+    "CacheRef",
+    "ImageBuild",
+    "ImageOptions",
+    "MergeStep",
+    "Secret",
+    "check_index_url",
+    "check_repository",
+    "merge_steps",
+    "parse_base_images",
+    "parse_secret",
+    "plan_images",
+    "resolve_frameworks",
+]
+
+# OCI distribution spec: a repository path component, and an optional registry
+# host (with port) in front. Tags are added by the plan, never by the user.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?")
+_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_URL_UNSAFE = frozenset(" \t\r\n\"'`$;&|<>(){}\\")
+PINS_FILE = "/opt/buildmatrix/pins.json"
+LABEL_PREFIX = "org.buildmatrix"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRef:
+    """A registry cache location: ``repository:tag``, one per framework, CUDA major and platform."""
+
+    repository: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A build secret: mounted at build time only, never an arg or a label."""
+
+    id: str
+    src: Path
+
+    def __str__(self) -> str:
+        return f"id={self.id},src={self.src}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageOptions:
+    """Command-line choices, already validated (see ``check_*`` and ``parse_secret``)."""
+
+    platforms: tuple[str, ...] = ()  # empty: every platform the matrix lists
+    tag_prefix: str | None = None  # default: localhost/<project>
+    # Base image overrides: "" applies to every image, "12.8" to images on that CUDA;
+    # default: the matrix's [cuda_base_images].
+    base_images: Mapping[str, str] = field(default_factory=dict)
+    index_url: str | None = None
+    no_index: bool = False
+    find_links: Path | None = None
+    wheelhouse: Path | None = None  # default: <matrix folder>/wheelhouse
+    cache_from: str | None = None  # a repository; tags are per framework/CUDA/platform
+    cache_to: str | None = None
+    secrets: tuple[Secret, ...] = ()
+    split: bool = False  # one build per platform (native runners), merged later
+    created: datetime.datetime = field(
+        default_factory=lambda: datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    )
+    revision: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageBuild:
+    """One image build, as every engine needs it."""
+
+    name: str  # unique, bake-safe: "vllm-main-cuda12", "vllm-v0_7_1-cuda12-arm64"
+    framework: str
+    release: str
+    image: str  # repository name under the tag prefix: "vllm-runtime"
+    dockerfile: Path
+    context: Path
+    target: str
+    platforms: tuple[str, ...]
+    args: Mapping[str, str]
+    labels: Mapping[str, str]
+    tags: tuple[str, ...]
+    contexts: Mapping[str, Path]  # named build contexts (find-links, wheelhouse)
+    pins: Mapping[str, str]
+    cuda: str  # "12.8"
+    cache_from: tuple[CacheRef, ...] = ()
+    cache_to: tuple[CacheRef, ...] = ()
+    secrets: tuple[Secret, ...] = ()
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        def show(path: Path) -> str:
+            return _relative(path, root) if root is not None else str(path)
+
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "release": self.release,
+            "image": self.image,
+            "dockerfile": show(self.dockerfile),
+            "context": show(self.context),
+            "target": self.target,
+            "platforms": list(self.platforms),
+            "tags": list(self.tags),
+            "args": dict(self.args),
+            "labels": dict(self.labels),
+            "contexts": {name: show(path) for name, path in self.contexts.items()},
+            "pins": dict(self.pins),
+            "cuda": self.cuda,
+            "cache_from": [str(ref) for ref in self.cache_from],
+            "cache_to": [str(ref) for ref in self.cache_to],
+            "secrets": [secret.id for secret in self.secrets],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MergeStep:
+    """Join per-platform images (pushed by native runners) into one manifest list."""
+
+    tag: str
+    sources: tuple[str, ...]
+    platforms: tuple[str, ...]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------
+# Flag validation: every value is checked before it can reach a command.
+# ---------------------------------------------------------------------------
+
+
+def check_repository(value: str, flag: str) -> str:
+    """An image repository without tag or digest: ``[host[:port]/]path/to/name``."""
+    parts = value.split("/")
+    host_like = len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
+    path = parts[1:] if host_like else parts
+    problem = ""
+    if host_like and not _HOST.fullmatch(parts[0]):
+        problem = f"{parts[0]!r} is not a registry host"
+    elif not path or not all(_COMPONENT.fullmatch(part) for part in path):
+        problem = "path components are lowercase letters and digits joined by . _ or -"
+    elif "@" in value:
+        problem = "give a repository, not a digest"
+    if problem:
+        msg = f"{flag} {value!r}: {problem} (e.g. registry.example.com/team/dynamo, no tag)"
+        raise UsageError(msg)
+    return value
+
+
+def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
+    """``REF`` (every image) or ``CUDA=REF`` (images on that CUDA version), each a pinned ref."""
+    chosen: dict[str, str] = {}
+    for value in values:
+        cuda, eq, ref = value.rpartition("=")
+        if eq:
+            try:
+                key = str(Version(cuda))
+            except InvalidVersion:
+                msg = f"--base-image {value!r}: {cuda!r} is not a CUDA version (e.g. 12.8=REF)"
+                raise UsageError(msg) from None
+            check_choice("CUDA version", key, list(matrix.cuda_base_images))
+        else:
+            key = ""
+        problem = _image_ref_problem(ref)
+        if problem:
+            msg = f"--base-image {value!r}: {problem}"
+            raise UsageError(msg)
+        chosen[key] = ref
+    return chosen
+
+
+def check_index_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or set(value) & _URL_UNSAFE:
+        msg = f"--index-url {value!r} is not an http(s) URL without spaces or quotes"
+        raise UsageError(msg)
+    if parts.username or parts.password:
+        msg = (
+            "--index-url must not carry credentials (they would end up in the image history): "
+            "pass them as a secret, e.g. --secret id=netrc,src=$HOME/.netrc"
+        )
+        raise UsageError(msg)
+    return value
+
+
+def check_find_links(value: Path) -> Path:
+    if not value.is_dir():
+        msg = f"--find-links {value}: not a directory of wheels"
+        raise UsageError(msg)
+    return value.resolve()
+
+
+def parse_secret(value: str) -> Secret:
+    """``id=NAME,src=FILE`` (``type=file`` allowed), as buildx and buildah take it."""
+    fields: dict[str, str] = {}
+    for item in value.split(","):
+        key, eq, val = item.partition("=")
+        if not eq or key not in ("id", "src", "source", "type") or key in fields:
+            msg = f"--secret {value!r}: expected id=NAME,src=FILE"
+            raise UsageError(msg)
+        fields["src" if key == "source" else key] = val
+    if fields.get("type", "file") != "file":
+        msg = f"--secret {value!r}: only type=file secrets are supported"
+        raise UsageError(msg)
+    secret_id = fields.get("id", "")
+    if not _SECRET_ID.fullmatch(secret_id):
+        msg = f"--secret {value!r}: id must be letters, digits, '.', '_' or '-'"
+        raise UsageError(msg)
+    src = Path(fields.get("src", "")).expanduser()
+    if not fields.get("src") or not src.is_file():
+        msg = f"--secret {value!r}: src {src} is not a file"
+        raise UsageError(msg)
+    if set(str(src.resolve())) & {","}:
+        msg = f"--secret {value!r}: the path must not contain ','"
+        raise UsageError(msg)
+    return Secret(secret_id, src.resolve())
+
+
+def check_platforms(matrix: Matrix, platforms: Iterable[str]) -> tuple[str, ...]:
+    known = [arch.platform for arch in matrix.archs]
+    chosen: list[str] = []
+    for platform in platforms:
+        check_choice("platform", platform, known)
+        if platform not in chosen:
+            chosen.append(platform)
+    return tuple(chosen)
+
+
+def resolve_frameworks(matrix: Matrix, names: Sequence[str]) -> tuple[Framework, ...]:
+    """``all`` or framework names (each with an image in the matrix), in matrix order."""
+    with_images = [image.framework for image in matrix.images]
+    if not names:
+        msg = f"name a framework or `all`; known: {', '.join(with_images)}"
+        raise UsageError(msg)
+    wanted: set[str] = set()
+    for name in names:
+        if name == "all":
+            wanted.update(with_images)
+            continue
+        check_choice("framework", name, with_images)
+        wanted.add(name)
+    return tuple(matrix.framework(name) for name in with_images if name in wanted)
+
+
+# ---------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------
+
+
+def plan_images(
+    matrix: Matrix,
+    releases: Sequence[Release],
+    frameworks: Sequence[Framework],
+    options: ImageOptions,
+) -> list[ImageBuild]:
+    """Every image build for these releases and frameworks, in matrix order."""
+    builds: list[ImageBuild] = []
+    for release in releases:
+        for framework in frameworks:
+            spec = next(image for image in matrix.images if image.framework == framework.name)
+            build = _plan_one(matrix, release, framework, spec, options)
+            if options.split:
+                builds.extend(_split(build, options))
+            else:
+                builds.append(build)
+    return builds
+
+
+def _slug(text: str) -> str:
+    return text.replace(".", "_")
+
+
+def _platform_arch(platform: str) -> str:
+    return platform.split("/", 1)[1].replace("/", "")
+
+
+def _plan_one(
+    matrix: Matrix,
+    release: Release,
+    framework: Framework,
+    spec: ImageSpec,
+    options: ImageOptions,
+) -> ImageBuild:
+    image_platforms = [matrix.arch(name).platform for name in spec.arch]
+    if options.platforms:
+        for platform in options.platforms:
+            if platform not in image_platforms:
+                msg = (
+                    f"image {spec.name} is not built for {platform} "
+                    f"(matrix.toml [image.{spec.framework}] arch: {', '.join(spec.arch)})"
+                )
+                raise UsageError(msg)
+        platforms = tuple(p for p in image_platforms if p in options.platforms)
+    else:
+        platforms = tuple(image_platforms)
+
+    cuda: Version = release.cuda[framework.name]
+    base_image = (
+        options.base_images.get(str(cuda))
+        or options.base_images.get("")
+        or matrix.cuda_base_images[str(cuda)]
+    )
+    pins = image_pins(framework, release)
+    args: dict[str, str] = {
+        "BASE_IMAGE": base_image,
+        "PYTHON_VERSION": spec.python,
+        "BUILDMATRIX_CUDA": str(cuda),
+        "RELEASE": release.name,
+        "RELEASE_VERSION": str(release.version),
+    }
+    requirements = {canonicalize_name(r.name): r for r in framework.requirements(release.pins)}
+    for name, version in pins.items():
+        requirement = requirements.get(name)
+        if requirement is not None and not requirement.specifier.contains(version, prereleases=True):
+            msg = (
+                f"{matrix.path}: release {release.name} pins {name} {version}, which the "
+                f"{framework.name} requirement {requirement} does not allow"
+            )
+            raise UsageError(msg)
+        key = _arg_key(name)
+        args[f"PIN_{key}"] = str(version)
+        extras = sorted(requirement.extras) if requirement is not None else []
+        args[f"EXTRAS_{key}"] = ",".join(extras)
+
+    wheelhouse = options.wheelhouse or matrix.root / "wheelhouse"
+    toolkit = _toolkit_requirements(matrix, release, wheelhouse)
+    contexts: dict[str, Path] = {}
+    if toolkit:
+        args["TOOLKIT_REQUIREMENTS"] = " ".join(toolkit)
+        contexts["wheelhouse"] = wheelhouse.resolve()
+    if options.find_links is not None:
+        contexts["find-links"] = options.find_links
+    if options.no_index:
+        args["NO_INDEX"] = "1"
+    elif options.index_url:
+        args["INDEX_URL"] = options.index_url
+
+    _check_against_dockerfile(matrix, release, spec, args)
+
+    cuda_major = str(cuda.major)
+    labels = {
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.version": str(release.version),
+        "org.opencontainers.image.revision": options.revision,
+        "org.opencontainers.image.source": matrix.source_url,
+        "org.opencontainers.image.created": options.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.base.name": base_image,
+        f"{LABEL_PREFIX}.release": release.name,
+        f"{LABEL_PREFIX}.framework": framework.name,
+        f"{LABEL_PREFIX}.cuda": str(cuda),
+        f"{LABEL_PREFIX}.python": spec.python,
+    }
+    labels |= {f"{LABEL_PREFIX}.pin.{name}": str(version) for name, version in pins.items()}
+    prefix = options.tag_prefix or f"localhost/{matrix.project.lower()}"
+    tag = f"{prefix}/{spec.name}:{release.name}-cuda{cuda_major}"
+    cache_from, cache_to = _cache_refs(options, framework.name, cuda_major, platforms)
+    return ImageBuild(
+        name=f"{framework.name}-{_slug(release.name)}-cuda{cuda_major}",
+        framework=framework.name,
+        release=release.name,
+        image=spec.name,
+        dockerfile=spec.dockerfile,
+        context=spec.dockerfile.parent,
+        target=spec.target,
+        platforms=platforms,
+        args=args,
+        labels=labels,
+        tags=(tag,),
+        contexts=contexts,
+        pins={str(name): str(version) for name, version in pins.items()},
+        cuda=str(cuda),
+        cache_from=cache_from,
+        cache_to=cache_to,
+        secrets=options.secrets,
+    )
+
+
+def _cache_refs(
+    options: ImageOptions, framework: str, cuda_major: str, platforms: Sequence[str]
+) -> tuple[tuple[CacheRef, ...], tuple[CacheRef, ...]]:
+    """Registry cache per framework, CUDA major and platform (set of platforms).
+
+    A multi-platform build writes one cache holding every platform (BuildKit
+    exports them together) and also reads the per-platform caches that split
+    builds on native runners write.
+    """
+    archs = [_platform_arch(p) for p in platforms]
+    keys = list(dict.fromkeys(["-".join(archs), *archs]))
+    stem = f"{framework}-cuda{cuda_major}"
+    cache_from = (
+        tuple(CacheRef(options.cache_from, f"{stem}-{key}") for key in keys) if options.cache_from else ()
+    )
+    cache_to = (CacheRef(options.cache_to, f"{stem}-{keys[0]}"),) if options.cache_to else ()
+    return cache_from, cache_to
+
+
+def _arg_key(name: str) -> str:
+    return name.upper().replace("-", "_").replace(".", "_")
+
+
+def _split(build: ImageBuild, options: ImageOptions) -> list[ImageBuild]:
+    """One build per platform, tagged ``<tag>-<arch>``, with that platform's cache."""
+    parts = []
+    for platform in build.platforms:
+        arch = _platform_arch(platform)
+        cache_from, cache_to = _cache_refs(
+            options, build.framework, str(Version(build.cuda).major), (platform,)
+        )
+        parts.append(
+            replace(
+                build,
+                name=f"{build.name}-{arch}",
+                platforms=(platform,),
+                tags=tuple(f"{tag}-{arch}" for tag in build.tags),
+                cache_from=cache_from,
+                cache_to=cache_to,
+            )
+        )
+    return parts
+
+
+def merge_steps(builds: Sequence[ImageBuild]) -> list[MergeStep]:
+    """For an unsplit plan: the manifest lists that join the per-platform tags."""
+    steps = []
+    for build in builds:
+        for tag in build.tags:
+            sources = tuple(f"{tag}-{_platform_arch(p)}" for p in build.platforms)
+            steps.append(MergeStep(tag, sources, build.platforms))
+    return steps
+
+
+def _toolkit_requirements(matrix: Matrix, release: Release, wheelhouse: Path) -> list[str]:
+    """``name==version`` for each of the toolkit's own wheels the wheelhouse has at this release."""
+    if not wheelhouse.is_dir():
+        return []
+    own = {wheel.name for wheel in matrix.wheels}
+    found: dict[str, str] = {}
+    for path in sorted(wheelhouse.glob("*.whl")):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(path.name)
+        except ValueError:
+            continue
+        if name in own and version == release.version:
+            found[str(name)] = f"{name}=={version}"
+    return [found[str(w.name)] for w in matrix.wheels if str(w.name) in found]
+
+
+def _check_against_dockerfile(
+    matrix: Matrix, release: Release, spec: ImageSpec, args: Mapping[str, str]
+) -> None:
+    """The target stage's required args are exactly what the plan passes (missing pin: exit 2)."""
+    if not spec.dockerfile.is_file():
+        msg = f"{matrix.path}: [image.{spec.framework}] dockerfile {spec.dockerfile} does not exist"
+        raise UsageError(msg)
+    required = stage_args(spec.dockerfile.read_text(), spec.target)
+    if required is None:
+        msg = f"{spec.dockerfile}: no stage named {spec.target!r} ([image.{spec.framework}] target)"
+        raise UsageError(msg)
+    missing = [arg for arg in required if arg not in args]
+    if missing:
+        pins = [arg for arg in missing if arg.startswith("PIN_")]
+        what = (
+            f"release {release.name} has no pin for "
+            + ", ".join(arg.removeprefix("PIN_").lower().replace("_", "-") for arg in pins)
+            if pins
+            else "the plan does not compute them"
+        )
+        msg = (
+            f"{spec.dockerfile} stage {spec.target} needs build arg(s) {', '.join(missing)}: "
+            f"{what} (add it to the release's pins in {matrix.path})"
+        )
+        raise UsageError(msg)
+    unused = [arg for arg in args if arg.startswith("PIN_") and arg not in required]
+    if unused:
+        msg = (
+            f"{spec.dockerfile} stage {spec.target} declares no ARG {', '.join(unused)}: the image "
+            f"would not install a pin the matrix gives it"
+        )
+        raise UsageError(msg)
