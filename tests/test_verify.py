@@ -633,6 +633,7 @@ def test_unreadable_wheel_is_exit_2_with_other_checks(tmp_path: Path, matrix: Ma
 def _repo_with_meta_pyproject(tmp_path: Path, extras: Mapping[str, list[str]], version: str) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "matrix.toml", tmp_path / "matrix.toml")
+    shutil.copytree(REPO_ROOT / "containers", tmp_path / "containers")  # the image plan reads it
     package = tmp_path / "examples" / "ai-dynamo"
     package.mkdir(parents=True)
     extra_lines = "\n".join(f"{name} = {json.dumps(reqs)}" for name, reqs in extras.items())
@@ -1078,3 +1079,117 @@ def test_image_in_local_buildah_storage(tmp_path: Path, matrix: Matrix) -> None:
         subprocess.run(["buildah", "manifest", "rm", f"{name}-list:good"], check=False, capture_output=True)
         for tag in ("good", "base"):
             subprocess.run(["buildah", "rmi", f"{name}:{tag}"], check=False, capture_output=True)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def make_wheel_with_files(
+    directory: Path, name: str, version: str, files: Mapping[str, bytes], extras: Sequence[str] = ()
+) -> Path:
+    """A small valid wheel (METADATA, WHEEL, RECORD with hashes) carrying ``files``."""
+    import base64
+    import zipfile
+
+    dist_name = canonicalize_name(name).replace("-", "_")
+    info = f"{dist_name}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Provides-Extra: {extra}\n" for extra in extras)
+    contents = {
+        **files,
+        f"{dist_name}/__init__.py": b"",
+        f"{info}/METADATA": metadata.encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    path = directory / f"{dist_name}-{version}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in contents.items():
+            archive.writestr(member, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{member},sha256={digest},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def private_buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private vfs buildah storage (as the images tests use), exported to subprocesses."""
+    from tests import container_base
+
+    env = container_base.storage_env(tmp_path_factory.mktemp("verify-buildah"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_built_by_the_images_command(
+    cli: Callable[..., Any], private_buildah: dict[str, str], tmp_path: Path
+) -> None:
+    """`buildmatrix images` builds the vLLM image for real; verify reads it from buildah
+    storage clean; a tampered copy (vLLM METADATA edited, a second libnixl) fails,
+    naming what is wrong."""
+    from tests import container_base
+
+    base_image = container_base.import_base_image(container_base.rootfs_tarball(), private_buildah)
+    project = tmp_path / "project"
+    project.mkdir()
+    # The Debian base has Python 3.11; the real matrix's images use 3.12.
+    text = (
+        (REPO_ROOT / "matrix.toml")
+        .read_text()
+        .replace('\npython = "3.12"\nos = "ubuntu-24.04"', '\npython = "3.11"\nos = "ubuntu-24.04"')
+    )
+    (project / "matrix.toml").write_text(text)
+    shutil.copytree(REPO_ROOT / "containers", project / "containers")
+    matrix = load_matrix(project / "matrix.toml")
+    release = matrix.releases[0]
+    pins = {str(name): str(version) for name, version in release.pins.items()}
+    links = tmp_path / "links"
+    links.mkdir()
+    make_wheel_with_files(links, "vllm", pins["vllm"], {}, extras=("flashinfer",))
+    make_wheel_with_files(
+        links, "nixl", pins["nixl"], {"nixl/libnixl.so": b"\x7fELF nixl"}, extras=("cu12", "cu13")
+    )
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    make_wheel_with_files(wheelhouse, "ai-dynamo-runtime", str(release.version), {})
+    prefix = "localhost/buildmatrix-verify-e2e"
+    result = cli(
+        "images", "vllm", "--matrix", project / "matrix.toml", "--engine", "buildah",
+        "--platform", "linux/amd64", "--base-image", base_image, "--find-links", links,
+        "--no-index", "--wheelhouse", wheelhouse, "--tag-prefix", prefix, "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    tag = f"{prefix}/vllm-runtime:main-cuda12"
+
+    report = verify(matrix, VerifyOptions(images=(tag,)))
+    checks = [c for c in report.checks if c.subject.startswith(tag)]
+    assert not [e for e in report.errors if tag in e], report.errors
+    names = {c.name for c in checks}
+    assert {"vllm", "nixl", "libnixl", "ai-dynamo-runtime", "org.buildmatrix.release", "python"} <= names
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert [c.found for c in checks if c.name == "vllm" and "installed at" in c.detail] == [pins["vllm"]]
+
+    manifest = json.loads(_buildah("manifest", "inspect", tag))
+    instance = f"{prefix}/vllm-runtime@{manifest['manifests'][0]['digest']}"
+    container = _buildah("from", "--pull=false", instance)
+    try:
+        root = Path(_buildah("mount", container))
+        [metadata] = root.glob(f"opt/venv/lib/python3.*/site-packages/vllm-{pins['vllm']}.dist-info/METADATA")
+        metadata.write_text(metadata.read_text().replace(f"Version: {pins['vllm']}", "Version: 0.10.2"))
+        [library] = root.glob("opt/venv/lib/python3.*/site-packages/nixl/libnixl.so")
+        (root / "usr/lib/libnixl.so").write_bytes(library.read_bytes())
+        _buildah("umount", container)
+        _buildah("commit", "--quiet", container, f"{prefix}/vllm-runtime:tampered")
+    finally:
+        subprocess.run(["buildah", "rm", container], check=False, capture_output=True)
+    tampered = verify(matrix, VerifyOptions(images=(f"{prefix}/vllm-runtime:tampered",)))
+    failed = {c.name: c for c in tampered.checks if not c.ok and "tampered" in c.subject}
+    assert set(failed) == {"vllm", "libnixl"}
+    assert failed["vllm"].found == "0.10.2"
+    assert failed["libnixl"].found == "2 copies"
