@@ -695,6 +695,9 @@ def test_pyproject_version_selects_its_release(tmp_path: Path) -> None:
     pyproject_checks = [c for c in report.checks if c.subject.endswith("pyproject.toml")]
     assert pyproject_checks
     assert all(c.ok and "(v0.7.1)" in c.detail for c in pyproject_checks)
+    # Selecting another release does not check the file against that one.
+    report = verify(load_matrix(path), VerifyOptions(releases=(load_matrix(path).releases[0],)))
+    assert all(c.ok and "(v0.7.1)" in c.detail for c in report.checks if c.subject.endswith("pyproject.toml"))
 
 
 def test_docs_page_in_sync_stale_and_missing(tmp_path: Path) -> None:

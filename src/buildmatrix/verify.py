@@ -296,11 +296,16 @@ def check_pyproject(
     if package is None:
         collector.errors.append(f"{path}: the matrix names no meta package (`meta = true`)")
         return
-    release_list = list(releases) if releases else []
-    if not release_list:
-        version = _parse_version(project.get("version"))
-        found = None if version is None else _release_for_version(matrix, version)
-        release_list = [found or _default_release(matrix)]
+    # A static version names the release the file belongs to, whatever is selected;
+    # otherwise the selected releases, or the development release.
+    version = _parse_version(project.get("version"))
+    own = None if version is None else _release_for_version(matrix, version)
+    if own is not None:
+        release_list = [own]
+    elif releases:
+        release_list = list(releases)
+    else:
+        release_list = [_default_release(matrix)]
     declared: dict[Extra, list[Requirement]] = {}
     if "dependencies" not in dynamic:
         base = _parse_requirements(project.get("dependencies", []), f"{path}: dependencies", collector.errors)

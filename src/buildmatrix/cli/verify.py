@@ -10,12 +10,25 @@ from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.verify import Check, Report, VerifyOptions, verify
 
 HELP = (
-    "check that pins agree with the matrix everywhere: the meta package's extras, "
-    "wheels, images, the docs page and (with --check-index) the package index"
+    "check that pins agree with the matrix everywhere: the meta package's extras, wheels, "
+    "images, the image plan, the docs page and (with --check-index) the package index"
 )
+
+EPILOG = """\
+examples:
+  buildmatrix verify                                   the repository: extras, plan, docs
+  buildmatrix verify --release v0.7.1 --wheel dist/    built wheels of one release
+  buildmatrix verify --image oci-archive:vllm.tar      an image, never run
+  buildmatrix verify --image localhost/dynamo/vllm-runtime:main-cuda12
+  buildmatrix verify --release v0.7.1 --check-index    every pin published, not yanked
+
+exit codes: 0 every check holds, 1 a check failed, 2 bad input (an unreadable
+wheel or image, an unknown release); the other checks are still reported."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--release",
         action="append",
