@@ -237,7 +237,8 @@ def _child(mode: str, archive: Path) -> None:
         ok = len(found) == 2
     else:
         from buildmatrix.loader import load_matrix
-        from buildmatrix.verify import Collector, check_image
+        from buildmatrix.verify.images import check_image
+        from buildmatrix.verify.report import Collector
 
         collector = Collector()
         matrix = load_matrix(REPO / "matrix.toml")

@@ -35,7 +35,7 @@ from buildmatrix.layerstream import ForwardReader, members, open_layer_tar
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from buildmatrix.verify import Report, VerifyOptions, verify
-from buildmatrix.verify_generated import check_docs_page, check_image_plan
+from buildmatrix.verify.generated import check_docs_page, check_image_plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE = "usr/local/lib/python3.12/dist-packages"

@@ -13,7 +13,8 @@ from packaging.version import InvalidVersion, Version
 
 from buildmatrix.expand import image_pins
 from buildmatrix.model import Matrix, Release
-from buildmatrix.verify import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE, Check
+from buildmatrix.verify.images import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
+from buildmatrix.verify.report import Check
 
 __all__ = ["PlannedImage", "check_docs_page", "check_image_plan"]
 
