@@ -1065,7 +1065,18 @@ def test_image_in_local_buildah_storage(tmp_path: Path, matrix: Matrix) -> None:
         _buildah("manifest", "create", f"{name}-list:good")
         _buildah("manifest", "add", f"{name}-list:good", f"containers-storage:{name}:good")
 
-        for reference in (f"{name}:good", f"containers-storage:{name}-list:good"):
+        # The archives buildah writes (gzip layers), read like `docker save` output.
+        oci_archive = tmp_path / "image.oci.tar"
+        _buildah("push", "--quiet", f"{name}:good", f"oci-archive:{oci_archive}")
+        docker_archive = tmp_path / "image.docker.tar"
+        _buildah("push", "--quiet", f"{name}:good", f"docker-archive:{docker_archive}:{name}:good")
+        references = (
+            f"{name}:good",
+            f"containers-storage:{name}-list:good",
+            f"oci-archive:{oci_archive}",
+            str(docker_archive),
+        )
+        for reference in references:
             report = run_verify(matrix, images=(reference,))
             checks = image_checks(report)
             assert not [e for e in report.errors if name in e], report.errors
@@ -1196,3 +1207,8 @@ def test_image_built_by_the_images_command(
     assert set(failed) == {"vllm", "libnixl"}
     assert failed["vllm"].found == "0.10.2"
     assert failed["libnixl"].found == "2 copies"
+
+
+def test_nox_session_passes_posargs() -> None:
+    text = (REPO_ROOT / "noxfile.py").read_text()
+    assert '"buildmatrix", "verify", *session.posargs' in text
