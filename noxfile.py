@@ -3,6 +3,7 @@
 nox -s tests            run the test suite (unit, real builds, container, network)
 nox -s lint             ruff, ruff format --check, mypy --strict, workflow schema and zizmor
 nox -s matrix -- ...    buildmatrix plan (posargs passed through)
+nox -s audit -- ...     buildmatrix audit (default: every wheel in wheelhouse/)
 nox -s images -- ...    buildmatrix images (posargs passed through)
 nox -s docs             regenerate docs/support-matrix.md (`-- --check` only checks)
 nox -s ci_matrix -- ... the CI job matrices (buildmatrix ci, posargs passed through)
@@ -53,6 +54,13 @@ def matrix(session: nox.Session) -> None:
     """Show what matrix.toml expands to: `nox -s matrix -- --release v0.7.1 --format json`."""
     _install(session)
     session.run("python", "-m", "buildmatrix", "plan", *session.posargs)
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """Audit wheels' glibc tags: `nox -s audit -- [PATH ...] [--policy manylinux_2_28]`."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "audit", *session.posargs)
 
 
 @nox.session

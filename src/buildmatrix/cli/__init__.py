@@ -22,6 +22,7 @@ __all__ = ["main"]
 # Subcommand name -> module in this package. Order is the order of --help.
 COMMANDS: dict[str, str] = {
     "plan": "buildmatrix.cli.plan",
+    "audit": "buildmatrix.cli.audit",
     "images": "buildmatrix.cli.images",
     "docs": "buildmatrix.cli.docs",
     "ci": "buildmatrix.cli.ci",

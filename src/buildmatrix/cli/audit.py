@@ -1,0 +1,125 @@
+"""``buildmatrix audit``: check wheels' glibc tags the way auditwheel would, hermetically."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildmatrix import ui
+from buildmatrix.audit import WheelAudit, audit_wheels, check_policy_name, find_wheels
+from buildmatrix.errors import UsageError
+
+if TYPE_CHECKING:
+    from buildmatrix.model import Matrix
+
+HELP = (
+    "audit wheels' platform tags: auditwheel's sym_tag/overall_tag (hermetic), the exact "
+    "glibc needed, and violations of the tag, the allow list and the matrix's policy floor"
+)
+
+DEFAULT_WHEELHOUSE = Path("wheelhouse")  # where `buildmatrix wheels` writes by default
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help=f"a wheel or a folder of wheels (default: {DEFAULT_WHEELHOUSE}/)",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="NAME",
+        help="floor every wheel must fit, e.g. manylinux_2_28 (default: each package's "
+        "`policy` in the matrix; wheels not in the matrix are held to their own tag)",
+    )
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="threads reading wheel members (default: the usable CPUs)",
+    )
+    parser.epilog = (
+        "Exit codes: 0 every wheel is ok, 1 some wheel has a violation (glibc-underclaim, "
+        "external-lib, policy, isa, corrupt), 2 bad usage, no wheels to audit, or a file "
+        "that is not a readable zip (every other wheel is still audited and reported)."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.policy is not None:
+        check_policy_name(args.policy)
+    if args.jobs is not None and args.jobs < 1:
+        msg = f"--jobs must be at least 1, got {args.jobs}"
+        raise UsageError(msg)
+    paths: list[Path] = args.paths or [DEFAULT_WHEELHOUSE]
+    if not args.paths and not DEFAULT_WHEELHOUSE.is_dir():
+        msg = (
+            f"no {DEFAULT_WHEELHOUSE}/ folder here: build wheels first (`nox -s wheels`) "
+            "or name wheels or folders to audit"
+        )
+        raise UsageError(msg)
+    wheels = find_wheels(paths)
+    if not wheels:
+        msg = "no wheels (*.whl) found in " + ", ".join(str(p) for p in paths)
+        raise UsageError(msg)
+    matrix = _matrix_if_any(args.matrix)
+    with ui.progress("auditing wheels", len(wheels)) as progress:
+        results = audit_wheels(
+            wheels,
+            matrix=matrix,
+            policy=args.policy,
+            jobs=args.jobs,
+            on_result=lambda audit: progress.advance(f"{audit.wheel}: {'ok' if audit.ok else 'FAILED'}"),
+        )
+    if args.format == "json":
+        ui.emit_json([audit.to_json() for audit in results])
+    else:
+        _print_table(results)
+    if any(audit.unreadable for audit in results):
+        return 2  # unreadable input, reported above with everything else
+    return 0 if all(audit.ok for audit in results) else 1
+
+
+def _matrix_if_any(path: Path) -> Matrix | None:
+    """The matrix when there is one; the audit works without it (floors from --policy)."""
+    from buildmatrix.loader import load_matrix
+
+    explicit = os.environ.get("BUILDMATRIX_MATRIX") or path != Path("matrix.toml")
+    if not path.exists() and not explicit:
+        return None
+    return load_matrix(path)
+
+
+def _print_table(results: list[WheelAudit]) -> None:
+    rows = []
+    for audit in results:
+        rows.append(
+            [
+                audit.wheel,
+                "pure" if audit.pure else ".".join(audit.platform_tags),
+                audit.sym_tag or "",
+                audit.overall_tag or "",
+                audit.glibc or "",
+                audit.floor or "",
+                "ok" if audit.ok else f"{len(audit.violations)} violation(s)",
+            ]
+        )
+    failed = sum(not audit.ok for audit in results)
+    ui.stdout.print(
+        ui.table(
+            f"{len(results)} wheels audited, {failed} with violations",
+            ["wheel", "tag", "sym_tag", "overall_tag", "glibc", "floor", "verdict"],
+            rows,
+        )
+    )
+    for audit in results:
+        for violation in audit.violations:
+            ui.stdout.print(
+                f"{audit.wheel}: {violation.kind}: {violation.file}: {violation.detail}",
+                markup=False,
+            )

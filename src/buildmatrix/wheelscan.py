@@ -1,0 +1,103 @@
+"""Open wheels and stream their members' ELF facts, in parallel, biggest member first.
+
+Nothing is extracted: each candidate member (every file but ``*.py``, as
+auditwheel tries them) is read front to back by ``buildmatrix.elf`` straight
+from the zip. Threads share one ``ZipFile`` per wheel (its reads are locked;
+inflating and CRC checks run outside the GIL). Member names that would land
+outside an unpacked wheel are collected for the report and never used as paths.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from buildmatrix.elf import ElfError, ElfInfo, read_elf
+
+__all__ = ["MemberResult", "OpenWheel", "member_is_unsafe", "scan_wheels"]
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    info: ElfInfo | None = None
+    error: str | None = None
+
+
+@dataclass
+class OpenWheel:
+    path: Path
+    archive: zipfile.ZipFile | None
+    members: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)
+    error: str | None = None
+    futures: dict[str, Future[MemberResult]] = field(default_factory=dict)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> MemberResult:
+    def reopen() -> IO[bytes]:
+        return archive.open(info)
+
+    try:
+        with archive.open(info) as stream:
+            elf = read_elf(stream, reopen)
+            if elf is None:
+                return MemberResult()
+            return MemberResult(info=elf)
+    except ElfError as error:
+        return MemberResult(error=f"not a readable ELF file: {error}")
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        return MemberResult(error=f"cannot read the member: {error}")
+    except Exception as error:  # one bad member must never stop the others
+        return MemberResult(error=f"cannot analyse the member: {type(error).__name__}: {error}")
+
+
+def _open_wheel(path: Path, stack: ExitStack) -> tuple[OpenWheel, list[zipfile.ZipInfo]]:
+    try:
+        archive = stack.enter_context(zipfile.ZipFile(path))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        return OpenWheel(path, None, error=f"not a readable zip file: {error}"), []
+    opened = OpenWheel(path, archive)
+    candidates = []
+    for info in infos:
+        name = info.filename
+        if member_is_unsafe(name):
+            opened.unsafe.append(name)
+        if info.is_dir():
+            continue
+        opened.members.append(name)
+        if not name.endswith(".py"):  # auditwheel tries every other file as ELF
+            candidates.append(info)
+    return opened, candidates
+
+
+def scan_wheels(paths: Sequence[Path], jobs: int | None, stack: ExitStack) -> Iterator[OpenWheel]:
+    """Open every wheel and start reading all candidate members, biggest first."""
+    workers = jobs or len(os.sched_getaffinity(0)) or 1
+    pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
+    wheels: list[OpenWheel] = []
+    work: list[tuple[OpenWheel, zipfile.ZipInfo]] = []
+    for path in paths:
+        opened, candidates = _open_wheel(path, stack)
+        wheels.append(opened)
+        work.extend((opened, info) for info in candidates)
+    # Longest first: one huge member started last would leave the other cores idle.
+    work.sort(key=lambda item: item[1].compress_size, reverse=True)
+    for opened, info in work:
+        assert opened.archive is not None
+        opened.futures[info.filename] = pool.submit(_read_member, opened.archive, info)
+    yield from wheels
+
+
+def member_is_unsafe(name: str) -> bool:
+    """A member name that would land outside the folder a wheel is unpacked into."""
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
+        return True
+    return ".." in name.split("/")
