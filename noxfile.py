@@ -8,6 +8,7 @@ nox -s audit -- ...     buildmatrix audit (default: every wheel in wheelhouse/)
 nox -s images -- ...    buildmatrix images (posargs passed through)
 nox -s docs             regenerate docs/support-matrix.md (`-- --check` only checks)
 nox -s ci_matrix -- ... the CI job matrices (buildmatrix ci, posargs passed through)
+nox -s verify -- ...    buildmatrix verify: pins in pyproject, wheels, images, docs, index
 """
 
 from __future__ import annotations
@@ -89,3 +90,10 @@ def images(session: nox.Session) -> None:
     """Build runtime images: `nox -s images -- vllm --dry-run` (posargs go to `buildmatrix images`)."""
     _install(session)
     session.run("python", "-m", "buildmatrix", "images", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Prove pins agree everywhere: `nox -s verify -- --wheel dist/*.whl --image oci:out --check-index`."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", "verify", *session.posargs)

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "images": "buildmatrix.cli.images",
     "docs": "buildmatrix.cli.docs",
     "ci": "buildmatrix.cli.ci",
+    "verify": "buildmatrix.cli.verify",
 }
 
 DEFAULT_MATRIX = "matrix.toml"

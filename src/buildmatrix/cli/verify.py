@@ -1,0 +1,168 @@
+"""``buildmatrix verify``: prove the repository and the artifacts agree with the matrix."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from buildmatrix import ui
+from buildmatrix.loader import load_matrix, select_releases
+from buildmatrix.verify import Check, Report, VerifyOptions, verify
+
+HELP = (
+    "check that pins agree with the matrix everywhere: the meta package's extras, wheels, "
+    "images, the image plan, the docs page and (with --check-index) the package index"
+)
+
+EPILOG = """\
+examples:
+  buildmatrix verify                                   the repository: extras, plan, docs
+  buildmatrix verify --release v0.7.1 --wheel dist/    built wheels of one release
+  buildmatrix verify --image oci-archive:vllm.tar      an image, never run
+  buildmatrix verify --image localhost/dynamo/vllm-runtime:main-cuda12
+  buildmatrix verify --release v0.7.1 --check-index    every pin published, not yanked
+
+exit codes: 0 every check holds, 1 a check failed, 2 bad input (an unreadable
+wheel or image, an unknown release); the other checks are still reported."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--release",
+        action="append",
+        metavar="R",
+        help="check against this release (repeatable; `0.7.1` finds `v0.7.1`); default: the "
+        "release each artifact names (wheel version, image label), every release for the index",
+    )
+    parser.add_argument(
+        "--wheel",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="a built or downloaded wheel, or a folder of them; the meta wheel's extras are "
+        "checked per extra (repeatable)",
+    )
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="an image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a path to "
+        "one of those, or a name in local buildah storage; never run (repeatable)",
+    )
+    parser.add_argument(
+        "--platform",
+        metavar="OS/ARCH",
+        help="with --image: only this platform of a multi-arch image (default: every one)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="with --image: stop reading layers once the pins are found (skips the single-"
+        "libnixl check, which needs every layer)",
+    )
+    parser.add_argument(
+        "--pyproject",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="another pyproject.toml whose extras carry pins (repeatable); the meta packages "
+        "the matrix names are always checked",
+    )
+    parser.add_argument(
+        "--check-index",
+        action="store_true",
+        help="check that every pinned version exists on the package index and is not yanked",
+    )
+    parser.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="with --check-index: the simple index (default: pip's configuration, else PyPI)",
+    )
+    parser.add_argument(
+        "--extra-index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="with --check-index: another index to consult, as pip does (repeatable)",
+    )
+    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    parser.add_argument(
+        "--show-all",
+        action="store_true",
+        help="with --format table: list every check, not only those of subjects that fail",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    releases = select_releases(matrix, args.release) if args.release else None
+    options = VerifyOptions(
+        releases=releases,
+        wheels=tuple(_expand_wheels(args.wheel)),
+        images=tuple(args.image),
+        pyprojects=tuple(args.pyproject),
+        check_index=args.check_index,
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_url),
+        platform=args.platform,
+        quick=args.quick,
+    )
+    report = verify(matrix, options, on_step=lambda message: ui.stderr.print(message, markup=False))
+    if args.format == "json":
+        ui.emit_json(report.to_json())
+    else:
+        _print_table(report, show_all=args.show_all)
+    return report.exit_code
+
+
+def _expand_wheels(paths: list[Path]) -> list[Path]:
+    """A folder stands for the wheels in it (``--wheel dist``)."""
+    wheels: list[Path] = []
+    for path in paths:
+        wheels.extend(sorted(path.glob("*.whl")) if path.is_dir() else [path])
+    return wheels
+
+
+def _print_table(report: Report, *, show_all: bool) -> None:
+    """One table per subject; cells are escaped because requirements contain [extras]."""
+    from rich.markup import escape
+
+    subjects: dict[str, list[Check]] = {}
+    for check in report.checks:
+        subjects.setdefault(check.subject, []).append(check)
+    for subject, checks in subjects.items():
+        failed = sum(not check.ok for check in checks)
+        if not failed and not show_all:
+            holds = "1 check holds" if len(checks) == 1 else f"{len(checks)} checks hold"
+            ui.stdout.print(f"ok  {subject}: {holds}", markup=False)
+            continue
+        rows = [
+            [
+                "ok" if check.ok else "[bold red]FAIL[/]",
+                escape(check.name),
+                escape(check.expected),
+                escape(check.found),
+                escape(check.detail),
+            ]
+            for check in checks
+        ]
+        title = f"{escape(subject)}: {len(checks)} checks, {failed} failed"
+        ui.stdout.print(ui.table(title, ["", "name", "expected", "found", "detail"], rows))
+    for note in report.notes:
+        ui.stdout.print(f"note: {note}", markup=False)
+    for error in report.errors:
+        ui.stderr.print(f"error: {error}", markup=False)
+    verdict = (
+        "all checks hold"
+        if report.exit_code == 0
+        else (
+            f"{len(report.failed)} of {len(report.checks)} checks failed"
+            + (f", {len(report.errors)} inputs unreadable" if report.errors else "")
+        )
+    )
+    ui.stdout.print(f"verify: {verdict}", markup=False)

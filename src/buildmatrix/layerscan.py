@@ -1,0 +1,277 @@
+"""Scan an image's layers for what verify needs, without extracting anything.
+
+Layers are read topmost first through ``buildmatrix.layerstream`` (forward only,
+gzip, zstd or plain): the first time a path is seen it is the file the container
+would see; whiteouts (``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower
+layers hold, from the layer below theirs on; a scan stops as soon as everything
+it asked for is found, unless it must count library copies, which needs every
+layer. Entries with ``..`` components are never used and are reported.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import fnmatch
+import posixpath
+import re
+import tarfile
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import IO
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from buildmatrix.errors import UsageError
+from buildmatrix.layerstream import members, open_layer_tar
+
+__all__ = [
+    "ImageError",
+    "InstalledDistribution",
+    "Layer",
+    "ScanRequest",
+    "ScanResult",
+    "scan_layers",
+]
+
+_WHITEOUT_PREFIX = ".wh."
+_OPAQUE_WHITEOUT = ".wh..wh..opq"
+_SITE_DIRS = frozenset({"site-packages", "dist-packages"})
+# METADATA headers come first; the long description after them is never needed.
+_METADATA_HEAD_BYTES = 64 * 1024
+
+
+class ImageError(UsageError):
+    """The image cannot be found or read (exit 2): names the image and the problem."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    name: str  # the digest, or the path inside a docker-save tarball
+    media_type: str
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRequest:
+    """What to look for in an image's file system."""
+
+    distributions: frozenset[NormalizedName] = frozenset()
+    # Collected when seen, but the scan does not wait for them (may be absent).
+    optional_distributions: frozenset[NormalizedName] = frozenset()
+    files: frozenset[str] = frozenset()  # absolute paths, "/opt/buildmatrix/pins.json"
+    # Basename patterns of libraries to count; counting needs every layer.
+    library_patterns: tuple[str, ...] = ()
+    max_file_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstalledDistribution:
+    name: NormalizedName
+    version: Version
+    path: str  # "/usr/local/lib/python3.12/dist-packages/vllm-0.11.0.dist-info"
+    layer: int  # index of the layer it comes from, 0 = the base layer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanResult:
+    distributions: Mapping[NormalizedName, tuple[InstalledDistribution, ...]]
+    files: Mapping[str, bytes]
+    libraries: tuple[str, ...]  # regular files matching library_patterns, visible ones
+    unsafe_paths: tuple[str, ...]  # entries with ".." or absolute link targets, never used
+    problems: tuple[str, ...]  # e.g. a requested file that is too big
+    layers_read: int
+    layers_total: int
+    complete: bool  # every layer was read to its end
+
+
+def scan_layers(
+    reference: str,
+    layers: tuple[Layer, ...],
+    open_layer: Callable[[Layer], IO[bytes]],
+    request: ScanRequest,
+    on_layer: Callable[[int, Layer], None] | None = None,
+) -> ScanResult:
+    """Stream ``layers`` (bottom first, as in the manifest) topmost first for ``request``."""
+    return _Scanner(reference, layers, open_layer, request).run(on_layer)
+
+
+def _entry_path(name: str) -> str | None:
+    """The entry's absolute path, or None when a component is ``..``."""
+    stripped = name.lstrip("/")
+    if ".." in stripped.split("/"):
+        return None
+    normalized = posixpath.normpath(stripped)
+    return "/" if normalized == "." else "/" + normalized
+
+
+class _Scanner:
+    def __init__(
+        self,
+        reference: str,
+        layers: tuple[Layer, ...],
+        open_layer: Callable[[Layer], IO[bytes]],
+        request: ScanRequest,
+    ) -> None:
+        self.reference = reference
+        self.layers = layers
+        self.open_layer = open_layer
+        self.request = request
+        self.files_wanted = {"/" + posixpath.normpath(f.lstrip("/")) for f in request.files}
+        self.wanted_distributions = request.distributions | request.optional_distributions
+        # One compiled pattern for every library glob: this runs for every entry.
+        self.library_pattern = (
+            re.compile("|".join(fnmatch.translate(p) for p in request.library_patterns))
+            if request.library_patterns
+            else None
+        )
+        self.distributions: dict[NormalizedName, list[InstalledDistribution]] = {}
+        self.files: dict[str, bytes] = {}
+        self.libraries: list[str] = []
+        self.unsafe: list[str] = []
+        self.problems: list[str] = []
+        # Paths resolved by an upper layer (for the paths this scan cares about).
+        self.seen: set[str] = set()
+        self.hidden: set[str] = set()  # whited out for every lower layer
+        self.opaque: set[str] = set()  # directories whose lower-layer content is hidden
+
+    def done(self) -> bool:
+        if self.request.library_patterns:
+            return False
+        return self.files_wanted <= self.files.keys() and self.request.distributions <= (
+            self.distributions.keys()
+        )
+
+    def run(self, on_layer: Callable[[int, Layer], None] | None) -> ScanResult:
+        total = len(self.layers)
+        read = 0
+        complete = True
+        for index in range(total - 1, -1, -1):
+            if self.done():
+                complete = False
+                break
+            layer = self.layers[index]
+            if on_layer is not None:
+                on_layer(index, layer)
+            read += 1
+            stopped_early = self._scan_layer(index, layer)
+            if stopped_early:
+                complete = False
+                break
+        return ScanResult(
+            distributions={k: tuple(v) for k, v in sorted(self.distributions.items())},
+            files=dict(self.files),
+            libraries=tuple(self.libraries),
+            unsafe_paths=tuple(self.unsafe),
+            problems=tuple(self.problems),
+            layers_read=read,
+            layers_total=total,
+            complete=complete,
+        )
+
+    def _hidden(self, path: str) -> bool:
+        if not self.hidden and not self.opaque:
+            return False  # the topmost layer, or nothing whited out above this one
+        if path in self.hidden:
+            return True
+        parent = posixpath.dirname(path)
+        while True:
+            if parent in self.hidden or parent in self.opaque:
+                return True
+            if parent == "/":
+                return False
+            parent = posixpath.dirname(parent)
+
+    def _scan_layer(self, index: int, layer: Layer) -> bool:
+        """Read one layer; True when the scan found everything before its end."""
+        new_hidden: set[str] = set()
+        new_opaque: set[str] = set()
+        try:
+            with self.open_layer(layer) as raw, open_layer_tar(raw) as archive:
+                for member in members(archive):
+                    if self._visit(index, archive, member, new_hidden, new_opaque):
+                        return True
+        except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
+            msg = f"cannot read image {self.reference!r}: layer {layer.name}: {error}"
+            raise ImageError(msg) from error
+        # A layer's whiteouts hide only what lies below it, so they apply afterwards.
+        self.hidden |= new_hidden
+        self.opaque |= new_opaque
+        return False
+
+    def _visit(
+        self,
+        index: int,
+        archive: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        new_hidden: set[str],
+        new_opaque: set[str],
+    ) -> bool:
+        path = _entry_path(member.name)
+        if path is None or (member.islnk() and _entry_path(member.linkname) is None):
+            self.unsafe.append(member.name if path is None else f"{member.name} -> {member.linkname}")
+            return False
+        directory, base = posixpath.split(path)
+        if base == _OPAQUE_WHITEOUT:
+            new_opaque.add(directory)
+            return False
+        if base.startswith(_WHITEOUT_PREFIX):
+            new_hidden.add(posixpath.join(directory, base[len(_WHITEOUT_PREFIX) :]))
+            return False
+        if self._hidden(path):
+            return False
+        if self.library_pattern is not None and self.library_pattern.match(base):
+            if path not in self.seen and member.isfile():
+                self.libraries.append(path)
+            self.seen.add(path)
+        elif path in self.files_wanted:
+            if path not in self.seen:
+                self.seen.add(path)
+                self._read_file(archive, member, path)
+                return self.done()
+        elif base == "METADATA" and member.isfile() and path not in self.seen:
+            self.seen.add(path)
+            dist_info = posixpath.dirname(path)
+            if (
+                dist_info.endswith(".dist-info")
+                and posixpath.basename(posixpath.dirname(dist_info)) in _SITE_DIRS
+            ):
+                self._read_metadata(index, archive, member, dist_info)
+                return self.done()
+        return False
+
+    def _read_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        if not member.isfile():
+            self.problems.append(f"{path} is not a regular file in the image")
+            return
+        if member.size > self.request.max_file_bytes:
+            self.problems.append(f"{path} is {member.size} bytes, over the limit")
+            return
+        handle = archive.extractfile(member)
+        if handle is not None:
+            self.files[path] = handle.read()
+
+    def _read_metadata(
+        self, index: int, archive: tarfile.TarFile, member: tarfile.TarInfo, dist_info: str
+    ) -> None:
+        handle = archive.extractfile(member)
+        if handle is None:
+            return
+        head = handle.read(_METADATA_HEAD_BYTES).decode("utf-8", errors="replace")
+        headers = email.parser.HeaderParser().parsestr(head, headersonly=True)
+        raw_name, raw_version = headers.get("Name"), headers.get("Version")
+        if not raw_name or not raw_version:
+            self.problems.append(f"{dist_info}/METADATA has no Name or Version")
+            return
+        name = canonicalize_name(raw_name)
+        if name not in self.wanted_distributions:
+            return
+        try:
+            version = Version(raw_version)
+        except InvalidVersion:
+            self.problems.append(f"{dist_info}/METADATA: invalid version {raw_version!r}")
+            return
+        self.distributions.setdefault(name, []).append(
+            InstalledDistribution(name=name, version=version, path=dist_info, layer=index)
+        )

@@ -1,0 +1,183 @@
+"""Verify checks of what other commands generate from the matrix: the docs page and
+the image build plan. Both are recomputed here and compared with what carries the
+pins (the committed page; the plan's pins, build args and labels)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from buildmatrix.expand import image_pins
+from buildmatrix.model import Matrix, Release
+from buildmatrix.verify.images import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
+from buildmatrix.verify.report import Check
+
+__all__ = ["PlannedImage", "check_docs_page", "check_image_plan"]
+
+
+def check_docs_page(matrix: Matrix, releases: Sequence[Release] | None = None) -> list[Check]:
+    """The committed support-matrix page is exactly what the matrix renders today."""
+    from buildmatrix import docs
+
+    path = matrix.root / docs.DEFAULT_OUT
+    fresh = docs.render(matrix)
+    try:
+        committed: str | None = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        committed = None
+    if committed == fresh:
+        found, detail = "in sync", "matches a fresh render of the matrix"
+    elif committed is None:
+        found, detail = "(missing)", "run `buildmatrix docs` (or `nox -s docs`) and commit the page"
+    else:
+        stale = [
+            line[1:].strip()
+            for line in docs.diff(committed, fresh, str(path)).splitlines()
+            if line.startswith("-") and not line.startswith("---")
+        ]
+        found = f"{len(stale)} stale lines"
+        detail = "first stale line: " + (stale[0] if stale else "(only lines missing)")
+        detail += "; run `buildmatrix docs` and commit the page"
+    return [
+        Check(
+            subject=str(path),
+            name="support-matrix",
+            expected="a fresh render of the matrix",
+            found=found,
+            ok=committed == fresh,
+            detail=detail,
+        )
+    ]
+
+
+class PlannedImage(Protocol):
+    """What verify reads of one build of the image plan (``buildmatrix.images.plan``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def release(self) -> str: ...
+    @property
+    def framework(self) -> str: ...
+    @property
+    def args(self) -> Mapping[str, str]: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def pins(self) -> Mapping[str, str]: ...
+
+
+def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[PlannedImage] | None:
+    try:
+        # Imported by name: the images command lands separately from verify.
+        image_plan = importlib.import_module("buildmatrix.images.plan")
+    except ModuleNotFoundError:
+        return None
+    builds: list[PlannedImage] = image_plan.plan_images(
+        matrix, list(releases or matrix.releases), list(matrix.frameworks), image_plan.ImageOptions()
+    )
+    return builds
+
+
+def _version(raw: str | None) -> Version | None:
+    try:
+        return None if raw is None else Version(raw)
+    except InvalidVersion:
+        return None
+
+
+def _suffixed(args: Mapping[str, str], prefix: str) -> dict[NormalizedName, str]:
+    """Build args ``PIN_TENSORRT_LLM`` -> {``tensorrt-llm``: value} (names canonicalized)."""
+    return {
+        canonicalize_name(key.removeprefix(prefix)): value
+        for key, value in args.items()
+        if key.startswith(prefix)
+    }
+
+
+def check_image_plan(
+    matrix: Matrix,
+    releases: Sequence[Release] | None = None,
+    builds: Sequence[PlannedImage] | None = None,
+) -> list[Check]:
+    """Every planned image build carries the release's pins in its pins, args and labels.
+
+    ``builds`` default to ``buildmatrix.images.plan.plan_images`` for every framework
+    of the selected releases (nothing to check when that module is absent)."""
+    if builds is None:
+        planned = _planned_images(matrix, releases)
+        if planned is None:
+            return []
+        builds = planned
+    checks: list[Check] = []
+    for build in builds:
+        checks.extend(_check_build(matrix, build))
+    return checks
+
+
+def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
+    subject = f"image plan {build.name}"
+    release = matrix.find_release(build.release)
+    framework = next((f for f in matrix.frameworks if f.name == build.framework), None)
+    if release is None or framework is None:
+        return [
+            Check(
+                subject=subject,
+                name="release/framework",
+                expected="a release and a framework of the matrix",
+                found=f"{build.release}/{build.framework}",
+                ok=False,
+                detail="the plan names something the matrix does not have",
+            )
+        ]
+    checks = []
+    requirements = {canonicalize_name(r.name): r for r in framework.requirements(release.pins)}
+    carriers = {
+        "plan pins": {canonicalize_name(k): v for k, v in build.pins.items()},
+        "build arg PIN_*": _suffixed(build.args, "PIN_"),
+        "label " + LABEL_PIN_PREFIX + "*": _suffixed(build.labels, LABEL_PIN_PREFIX),
+    }
+    arg_extras = _suffixed(build.args, "EXTRAS_")
+    for name, version in image_pins(framework, release).items():
+        for where, values in carriers.items():
+            raw = values.get(name)
+            checks.append(
+                Check(
+                    subject=subject,
+                    name=name,
+                    expected=str(version),
+                    found="(missing)" if raw is None else raw,
+                    ok=_version(raw) == version,
+                    detail=f"{where} ({release.name})",
+                )
+            )
+        requirement = requirements.get(name)
+        if requirement is not None and name in arg_extras:
+            wanted = {canonicalize_name(e) for e in requirement.extras}
+            got = {canonicalize_name(e) for e in arg_extras[name].split(",") if e}
+            checks.append(
+                Check(
+                    subject=subject,
+                    name=name,
+                    expected=",".join(sorted(wanted)) or "(no extras)",
+                    found=",".join(sorted(got)) or "(no extras)",
+                    ok=wanted == got,
+                    detail=f"build arg EXTRAS_* ({release.name})",
+                )
+            )
+    for label, value in ((LABEL_RELEASE, release.name), (LABEL_FRAMEWORK, framework.name)):
+        checks.append(
+            Check(
+                subject=subject,
+                name=label,
+                expected=value,
+                found=build.labels.get(label, "(missing)"),
+                ok=build.labels.get(label) == value,
+                detail=f"label ({release.name})",
+            )
+        )
+    return checks
