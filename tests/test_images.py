@@ -34,6 +34,7 @@ from tests.conftest import REPO_ROOT, Result
 
 DOCKERFILE = REPO_ROOT / "containers" / "Dockerfile"
 FIXED = ImageOptions(
+    wheelhouse=Path("/nonexistent/wheelhouse"),  # independent of a wheelhouse/ `nox -s wheels` left
     created=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
     revision="0123456789abcdef0123456789abcdef01234567",
 )
@@ -127,7 +128,7 @@ def test_plan_of_v0_7_1(real_matrix: Matrix) -> None:
     assert vllm.args["EXTRAS_VLLM"] == "flashinfer"
     assert vllm.args["PIN_NIXL"] == "0.7.1"
     assert vllm.args["EXTRAS_NIXL"] == "cu12"
-    assert sglang.args["EXTRAS_SGLANG"] == "all"
+    assert sglang.args["EXTRAS_SGLANG"] == ""
     assert trtllm.args["PIN_TENSORRT_LLM"] == "1.2.0rc3"
     assert trtllm.args["EXTRAS_NIXL"] == "cu13"
     assert trtllm.tags == ("localhost/dynamo/tensorrtllm-runtime:v0.7.1-cuda13",)
@@ -138,6 +139,7 @@ def test_plan_of_v0_7_1(real_matrix: Matrix) -> None:
 
 def test_golden_bake_file_of_the_real_matrix(real_matrix: Matrix, golden: Callable[[str, str], None]) -> None:
     options = ImageOptions(
+        wheelhouse=FIXED.wheelhouse,
         created=FIXED.created,
         revision=FIXED.revision,
         tag_prefix="registry.example.com/dynamo",

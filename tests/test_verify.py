@@ -569,8 +569,8 @@ def build_meta_wheel(tmp_path: Path, version: str, extras: Mapping[str, list[str
 
 RIGHT_EXTRAS = {
     "vllm": ["vllm[flashinfer]==0.11.0", "nixl[cu12]<=0.7.1", "uvloop"],
-    "sglang": ["sglang[all]==0.5.3.post4", "nixl[cu12]<=0.7.1"],
-    "trtllm": ["tensorrt-llm==1.2.0rc3 ; python_version != '3.11'", "nixl[cu13]<=0.7.1"],
+    "sglang": ["sglang==0.5.3.post4", "nixl[cu12]<=0.7.1"],
+    "trtllm": ["tensorrt-llm==1.2.0rc3 ; python_version != '3.11'"],
 }
 
 
@@ -579,7 +579,7 @@ def test_meta_wheel_with_right_extras_passes(tmp_path: Path, matrix: Matrix) -> 
     wheel = build_meta_wheel(tmp_path, "0.7.1", RIGHT_EXTRAS)
     report = run_verify(matrix, wheels=(wheel,))
     checks = [c for c in report.checks if c.subject == str(wheel)]
-    assert len(checks) == 1 + 1 + 6  # version, runtime, two requirements per extra
+    assert len(checks) == 1 + 1 + 5  # version, runtime, each extra's requirements
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
@@ -587,7 +587,7 @@ def test_meta_wheel_with_right_extras_passes(tmp_path: Path, matrix: Matrix) -> 
 def test_meta_wheel_with_wrong_extras_names_each(tmp_path: Path, matrix: Matrix) -> None:
     wrong = {
         "vllm": ["vllm[flashinfer]==0.10.2", "nixl[cu12]<=0.7.1"],  # wrong pin
-        "sglang": ["sglang[all]>=0.5.3", "nixl[cu12]<=0.6.0"],  # not exact; NIXL too low
+        "sglang": ["sglang>=0.5.3", "nixl[cu12]<=0.6.0"],  # not exact; NIXL too low
         # trtllm: missing altogether
     }
     wheel = build_meta_wheel(tmp_path, "0.7.1", wrong)
@@ -598,7 +598,6 @@ def test_meta_wheel_with_wrong_extras_names_each(tmp_path: Path, matrix: Matrix)
         ("sglang", "extra 'sglang'"),
         ("nixl", "extra 'sglang'"),
         ("tensorrt-llm", "extra 'trtllm' is missing (v0.7.1)"),
-        ("nixl", "extra 'trtllm' is missing (v0.7.1)"),
     }
     vllm = next(c for c in report.checks if c.name == "vllm" and not c.ok)
     assert (vllm.expected, vllm.found) == ("vllm[flashinfer]==0.11.0", "vllm[flashinfer]==0.10.2")
@@ -647,8 +646,8 @@ def _repo_with_meta_pyproject(tmp_path: Path, extras: Mapping[str, list[str]], v
 
 MAIN_EXTRAS = {
     "vllm": ["vllm[flashinfer]==0.12.0", "nixl[cu12]<=0.8.0"],
-    "sglang": ["sglang[all]==0.5.6", "nixl[cu12]<=0.8.0"],
-    "trtllm": ["tensorrt-llm==1.2.0rc5", "nixl[cu13]<=0.8.0"],
+    "sglang": ["sglang==0.5.6", "nixl[cu12]<=0.8.0"],
+    "trtllm": ["tensorrt-llm==1.2.0rc5"],
 }
 
 
@@ -656,7 +655,7 @@ def test_pyproject_in_sync_and_drifted(tmp_path: Path) -> None:
     path = _repo_with_meta_pyproject(tmp_path / "ok", MAIN_EXTRAS, "0.8.0.dev0")
     report = verify(load_matrix(path), VerifyOptions())
     pyproject_checks = [c for c in report.checks if c.subject.endswith("pyproject.toml")]
-    assert len(pyproject_checks) == 7
+    assert len(pyproject_checks) == 6  # the runtime requirement and 5 in the extras
     assert all(c.ok for c in pyproject_checks)
     # The upstream drift: pyproject said vLLM 0.10.2 while the release builds 0.12.0.
     drifted = {**MAIN_EXTRAS, "vllm": ["vllm[flashinfer]==0.10.2", "nixl[cu12]<=0.8.0"]}

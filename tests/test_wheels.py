@@ -85,8 +85,8 @@ def test_meta_package_extras_come_from_the_release_pins(real_matrix: Matrix) -> 
     extras = {extra: {str(r) for r in reqs} for extra, reqs in info.optional_dependencies.items()}
     assert extras == {
         "vllm": {"vllm[flashinfer]==0.12.0", "nixl[cu12]<=0.8.0"},
-        "sglang": {"sglang[all]==0.5.6", "nixl[cu12]<=0.8.0"},
-        "trtllm": {"tensorrt-llm==1.2.0rc5", "nixl[cu13]<=0.8.0"},
+        "sglang": {"sglang==0.5.6", "nixl[cu12]<=0.8.0"},
+        "trtllm": {"tensorrt-llm==1.2.0rc5"},
     }
     # Another release gets its own pins and version: nothing is fixed in the package.
     old = real_matrix.find_release("v0.7.1")
@@ -472,7 +472,7 @@ def test_meta_wheel_requires_the_matrix_pins(built: tuple[Path, Any], real_matri
     assert by_extra[""] == {"ai-dynamo-runtime": "==0.8.0.dev0"}
     assert by_extra["vllm"] == {"vllm": "==0.12.0", "nixl": "<=0.8.0"}
     assert by_extra["sglang"] == {"sglang": "==0.5.6", "nixl": "<=0.8.0"}
-    assert by_extra["trtllm"] == {"tensorrt-llm": "==1.2.0rc5", "nixl": "<=0.8.0"}
+    assert by_extra["trtllm"] == {"tensorrt-llm": "==1.2.0rc5"}
     main = real_matrix.find_release("main")
     assert main is not None
     for framework in real_matrix.frameworks:  # the very requirements the model generates

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from buildmatrix.model import (
@@ -153,12 +153,10 @@ class Plan:
 
 def image_pins(framework: Framework, release: Release) -> dict[NormalizedName, Version]:
     """The pins an image of ``framework`` carries: its own distribution first, then
-    every other distribution its extra's requirement templates name (e.g. NIXL)."""
+    every other pinned distribution the image installs (e.g. NIXL)."""
     names = [framework.distribution]
-    for requirement in framework.requirements(release.pins):
-        if requirement.name not in names:
-            names.append(NormalizedName(requirement.name))
-    return {name: release.pins[name] for name in names if name in release.pins}
+    names.extend(canonicalize_name(r.name) for r in framework.image_requirements(release.pins))
+    return {name: release.pins[name] for name in dict.fromkeys(names) if name in release.pins}
 
 
 def expand(

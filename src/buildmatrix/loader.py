@@ -43,7 +43,13 @@ from buildmatrix.model import (
     WheelPackage,
 )
 
-__all__ = ["RULE_ATTRIBUTES", "load_matrix", "parse_matrix", "select_releases"]
+__all__ = [
+    "RULE_ATTRIBUTES",
+    "image_ref_problem",
+    "load_matrix",
+    "parse_matrix",
+    "select_releases",
+]
 
 SCHEMA_VERSION = 1
 RULE_ATTRIBUTES = ("kind", "release", "arch", "package", "framework", "python", "os")
@@ -339,7 +345,7 @@ class _Loader:
 
     def image_ref(self, section: _Section, key: str | None, raw: str) -> str:
         """A pinned image reference: ``registry/name:tag`` or ``...@sha256:<64 hex>``."""
-        problem = _image_ref_problem(raw)
+        problem = image_ref_problem(raw)
         if problem:
             raise section.error(key, f"image reference {raw!r}: {problem}")
         return raw
@@ -581,26 +587,32 @@ class _Loader:
     def framework(self, name: str, s: _Section, dependencies: Sequence[str]) -> Framework:
         self.name(s, None, name, "framework")
         distribution = self.choice(s, "distribution", s.get("distribution", str), dependencies, "dependency")
-        requires = s.strings("requires")
-        for template in requires:
-            for _, field, spec, conversion in string.Formatter().parse(template):
-                if field is None:
-                    continue
-                if spec or conversion:
-                    raise s.error(
-                        "requires",
-                        f"placeholder {{{field}}} may not use a format spec or conversion",
-                    )
-                self.choice(s, "requires", field, dependencies, "dependency in placeholder")
+        requires = self.requirement_templates(s, "requires", dependencies)
+        image_requires = self.requirement_templates(s, "image_requires", dependencies, default=())
         framework = Framework(
             name=name,
             display=s.get("display", str),
             distribution=NormalizedName(distribution),
             extra=self.name(s, "extra", s.get("extra", str), "extra"),
-            requires=tuple(requires),
+            requires=requires,
+            image_requires=image_requires,
         )
         s.finish()
         return framework
+
+    def requirement_templates(
+        self, s: _Section, key: str, dependencies: Sequence[str], default: Sequence[str] | None = None
+    ) -> tuple[str, ...]:
+        """Requirement strings whose only placeholders are plain pin names: ``{vllm}``."""
+        templates = s.strings(key, default=default)
+        for template in templates:
+            for _, field, spec, conversion in string.Formatter().parse(template):
+                if field is None:
+                    continue
+                if spec or conversion:
+                    raise s.error(key, f"placeholder {{{field}}} may not use a format spec or conversion")
+                self.choice(s, key, field, dependencies, "dependency in placeholder")
+        return tuple(templates)
 
     def check_requirements(self, framework: Framework, s: _Section, releases: Sequence[Release]) -> None:
         """Every release must turn every requirement template into a valid requirement."""
@@ -609,6 +621,11 @@ class _Loader:
                 requirements = framework.requirements(release.pins)
             except InvalidRequirement as error:
                 raise s.error("requires", f"release {release.name}: invalid requirement: {error}") from None
+            try:
+                framework.image_requirements(release.pins)
+            except InvalidRequirement as error:
+                message = f"release {release.name}: invalid requirement: {error}"
+                raise s.error("image_requires", message) from None
             if framework.distribution not in {canonicalize_name(r.name) for r in requirements}:
                 raise s.error(
                     "requires",
@@ -840,7 +857,7 @@ class _Loader:
         return support
 
 
-def _image_ref_problem(ref: str) -> str:
+def image_ref_problem(ref: str) -> str:
     """Why ``ref`` is not a pinned image reference, or ``""`` when it is."""
     if not ref or not set(ref) <= _REF_CHARS:
         return "only letters, digits and . _ - / : @ are allowed"

@@ -125,11 +125,22 @@ class Framework:
     extra: str  # the meta package's extra, "vllm"
     # Requirement templates of that extra; "{vllm}" is replaced by the release's pin.
     requires: tuple[str, ...]
+    # Templates of what the runtime image installs besides the extra (NIXL for
+    # TensorRT-LLM, whose published extra does not name it).
+    image_requires: tuple[str, ...] = ()
 
     def requirements(self, pins: Mapping[NormalizedName, Version]) -> tuple[Requirement, ...]:
         """The extra's requirements for one release, as parsed ``Requirement`` objects."""
-        values = {str(name): str(version) for name, version in pins.items()}
-        return tuple(Requirement(template.format_map(values)) for template in self.requires)
+        return _fill(self.requires, pins)
+
+    def image_requirements(self, pins: Mapping[NormalizedName, Version]) -> tuple[Requirement, ...]:
+        """What the framework's runtime image installs: the extra and ``image_requires``."""
+        return self.requirements(pins) + _fill(self.image_requires, pins)
+
+
+def _fill(templates: tuple[str, ...], pins: Mapping[NormalizedName, Version]) -> tuple[Requirement, ...]:
+    values = {str(name): str(version) for name, version in pins.items()}
+    return tuple(Requirement(template.format_map(values)) for template in templates)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,6 +267,11 @@ class Matrix:
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def wheelhouse(self) -> Path:
+        """Where `buildmatrix wheels` publishes by default, and `images`/`audit` look."""
+        return self.root / "wheelhouse"
 
     def arch(self, name: str) -> Arch:
         return next(a for a in self.archs if a.name == name)

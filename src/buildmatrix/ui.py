@@ -57,14 +57,15 @@ class Progress:
         if self._rich is not None:
             self._rich.update(self._task, advance=1, description=f"{self.description}: {message}")
         else:
-            stderr.print(f"[{self.done}/{self.total}] {message}", markup=False)
+            # Plain log lines are never wrapped: CI logs are read and grepped whole.
+            stderr.print(f"[{self.done}/{self.total}] {message}", markup=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
         """A line that stays, above the live bar when there is one."""
         if self._rich is not None:
             self._rich.console.print(message, markup=False)
         else:
-            stderr.print(message, markup=False)
+            stderr.print(message, markup=False, soft_wrap=True)
 
 
 @contextmanager

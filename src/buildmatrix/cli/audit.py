@@ -19,8 +19,6 @@ HELP = (
     "glibc needed, and violations of the tag, the allow list and the matrix's policy floor"
 )
 
-DEFAULT_WHEELHOUSE = Path("wheelhouse")  # where `buildmatrix wheels` writes by default
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -28,7 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         type=Path,
         metavar="PATH",
-        help=f"a wheel or a folder of wheels (default: {DEFAULT_WHEELHOUSE}/)",
+        help="a wheel or a folder of wheels (default: wheelhouse/ beside the matrix, "
+        "where `buildmatrix wheels` publishes)",
     )
     parser.add_argument(
         "--policy",
@@ -56,18 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         msg = f"--jobs must be at least 1, got {args.jobs}"
         raise UsageError(msg)
-    paths: list[Path] = args.paths or [DEFAULT_WHEELHOUSE]
-    if not args.paths and not DEFAULT_WHEELHOUSE.is_dir():
-        msg = (
-            f"no {DEFAULT_WHEELHOUSE}/ folder here: build wheels first (`nox -s wheels`) "
-            "or name wheels or folders to audit"
-        )
+    matrix = _matrix_if_any(args.matrix)
+    default = matrix.wheelhouse if matrix is not None else Path("wheelhouse")
+    paths: list[Path] = args.paths or [default]
+    if not args.paths and not default.is_dir():
+        msg = f"no {default}/ folder: build wheels first (`nox -s wheels`) or name wheels or folders to audit"
         raise UsageError(msg)
     wheels = find_wheels(paths)
     if not wheels:
         msg = "no wheels (*.whl) found in " + ", ".join(str(p) for p in paths)
         raise UsageError(msg)
-    matrix = _matrix_if_any(args.matrix)
     with ui.progress("auditing wheels", len(wheels)) as progress:
         results = audit_wheels(
             wheels,
@@ -86,11 +83,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _matrix_if_any(path: Path) -> Matrix | None:
-    """The matrix when there is one; the audit works without it (floors from --policy)."""
+    """The matrix when there is one; the audit works without it (floors from --policy).
+
+    Only the default ``./matrix.toml`` may be absent; a matrix that was named
+    (``--matrix`` or ``$BUILDMATRIX_MATRIX``) must exist.
+    """
+    from buildmatrix.cli import DEFAULT_MATRIX
     from buildmatrix.loader import load_matrix
 
-    explicit = os.environ.get("BUILDMATRIX_MATRIX") or path != Path("matrix.toml")
-    if not path.exists() and not explicit:
+    named = "BUILDMATRIX_MATRIX" in os.environ or path != Path(DEFAULT_MATRIX)
+    if not named and not path.exists():
         return None
     return load_matrix(path)
 

@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--release",
         action="append",
         metavar="R",
-        help="the release to build (repeatable; `0.7.1` finds `v0.7.1`; default: main)",
+        help="the release to build (repeatable; `0.7.1` finds `v0.7.1`; default: the matrix's first, main)",
     )
     parser.add_argument(
         "--package", action="append", metavar="P", help="only this wheel package (repeatable)"
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     request = WheelsRequest(
         matrix=matrix,
-        releases=select_releases(matrix, args.release or ["main"]),
+        releases=select_releases(matrix, args.release) if args.release else matrix.releases[:1],
         packages=tuple(args.package or ()),
         arch=args.arch,
         python=args.python,
         backend=args.backend,
-        out=args.out if args.out is not None else matrix.root / "wheelhouse",
+        out=args.out if args.out is not None else matrix.wheelhouse,
         dry_run=args.dry_run,
         force=args.force,
     )

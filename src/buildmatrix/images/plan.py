@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.expand import image_pins
 from buildmatrix.images.dockerfile import stage_args
-from buildmatrix.loader import _image_ref_problem
+from buildmatrix.loader import image_ref_problem
 from buildmatrix.model import Framework, ImageSpec, Matrix, Release
 
 __all__ = [
@@ -195,7 +195,7 @@ def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
             check_choice("CUDA version", key, list(matrix.cuda_base_images))
         else:
             key = ""
-        problem = _image_ref_problem(ref)
+        problem = image_ref_problem(ref)
         if problem:
             msg = f"--base-image {value!r}: {problem}"
             raise UsageError(msg)
@@ -342,7 +342,7 @@ def _plan_one(
         "RELEASE": release.name,
         "RELEASE_VERSION": str(release.version),
     }
-    requirements = {canonicalize_name(r.name): r for r in framework.requirements(release.pins)}
+    requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
     for name, version in pins.items():
         requirement = requirements.get(name)
         if requirement is not None and not requirement.specifier.contains(version, prereleases=True):
@@ -356,7 +356,7 @@ def _plan_one(
         extras = sorted(requirement.extras) if requirement is not None else []
         args[f"EXTRAS_{key}"] = ",".join(extras)
 
-    wheelhouse = options.wheelhouse or matrix.root / "wheelhouse"
+    wheelhouse = options.wheelhouse or matrix.wheelhouse
     toolkit = _toolkit_requirements(matrix, release, wheelhouse)
     contexts: dict[str, Path] = {}
     if toolkit:

@@ -135,7 +135,7 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
             )
         ]
     checks = []
-    requirements = {canonicalize_name(r.name): r for r in framework.requirements(release.pins)}
+    requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
     carriers = {
         "plan pins": {canonicalize_name(k): v for k, v in build.pins.items()},
         "build arg PIN_*": _suffixed(build.args, "PIN_"),

@@ -281,7 +281,7 @@ def _check_view(
         collector.add(*checks)
         return
     pins = image_pins(framework, release)
-    requirements = framework.requirements(release.pins)
+    requirements = framework.image_requirements(release.pins)
     for name, version in pins.items():
         checks.append(_label_check(subject, name, LABEL_PIN_PREFIX + name, version, view.labels))
     cuda = release.cuda.get(framework.name)
