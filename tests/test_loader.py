@@ -328,6 +328,11 @@ BAD_MATRICES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "image requirement naming unknown pin",
+        _edit('image_requires = ["nixl[cu13]=={nixl}"]', 'image_requires = ["nixl[cu13]=={nixll}"]'),
+        ["framework.trtllm.image_requires", "'nixll'"],
+    ),
+    (
         "framework with unknown distribution",
         _edit('distribution = "vllm"', 'distribution = "vlm"'),
         [
