@@ -156,6 +156,7 @@ def test_bake_target_shape(real_matrix: Matrix, tmp_path: Path) -> None:
     secret = tmp_path / "netrc"
     secret.write_text("machine index login u password p\n")
     options = ImageOptions(
+        wheelhouse=FIXED.wheelhouse,
         created=FIXED.created,
         cache_from="reg.example.com/cache",
         cache_to="reg.example.com/cache",
@@ -182,7 +183,7 @@ def test_bake_target_shape(real_matrix: Matrix, tmp_path: Path) -> None:
 
 
 def test_no_cache_to_unless_asked(real_matrix: Matrix) -> None:
-    options = ImageOptions(cache_from="reg.example.com/cache")
+    options = ImageOptions(wheelhouse=FIXED.wheelhouse, cache_from="reg.example.com/cache")
     (build,) = plan_images(
         real_matrix, real_matrix.releases[:1], resolve_frameworks(real_matrix, ["vllm"]), options
     )
@@ -193,7 +194,10 @@ def test_no_cache_to_unless_asked(real_matrix: Matrix) -> None:
 
 def test_split_per_arch_and_merge(real_matrix: Matrix) -> None:
     options = ImageOptions(
-        tag_prefix="reg.example.com/d", cache_from="reg.example.com/c", cache_to="reg.example.com/c"
+        wheelhouse=FIXED.wheelhouse,
+        tag_prefix="reg.example.com/d",
+        cache_from="reg.example.com/c",
+        cache_to="reg.example.com/c",
     )
     frameworks = resolve_frameworks(real_matrix, ["vllm"])
     amd64, arm64 = plan_images(

@@ -21,6 +21,11 @@ __all__ = ["emit_json", "interactive", "progress", "stderr", "stdout", "table"]
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False)
+# Rich assumes 80 columns when output is not a terminal; CI logs and files are
+# read whole, so tables get room instead of folding every cell.
+for _console in (stdout, stderr):
+    if not _console.is_terminal and "COLUMNS" not in os.environ:
+        _console.width = 200
 
 
 def interactive() -> bool:
