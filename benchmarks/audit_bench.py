@@ -72,7 +72,7 @@ def child_ours(wheel: str) -> None:
 
 
 def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
-    from buildmatrix.elf import CHUNK  # the same read size as the audit
+    from buildmatrix.audit.elf import CHUNK  # the same read size as the audit
 
     with archive.open(info) as stream:
         if stream.read(4) != b"\x7fELF":

@@ -23,8 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from buildmatrix import audit as audit_module
-from buildmatrix import elf
-from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels
+from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels, elf
 from buildmatrix.errors import UsageError
 from buildmatrix.model import Matrix
 

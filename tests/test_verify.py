@@ -29,13 +29,13 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from buildmatrix.index import IndexConfig, SimpleIndexClient, index_config
 from buildmatrix.layers import LIBNIXL_PATTERNS, ImageError, ScanRequest, open_image
-from buildmatrix.layerstream import ForwardReader, members, open_layer_tar
+from buildmatrix.layers.stream import ForwardReader, members, open_layer_tar
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from buildmatrix.verify import Report, VerifyOptions, verify
 from buildmatrix.verify.generated import check_docs_page, check_image_plan
+from buildmatrix.verify.index import IndexConfig, SimpleIndexClient, index_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE = "usr/local/lib/python3.12/dist-packages"

@@ -81,7 +81,7 @@ def verify(
             on_layer=step,
         )
     if options.check_index:
-        from buildmatrix.index import SimpleIndexClient, index_config
+        from buildmatrix.verify.index import SimpleIndexClient, index_config
 
         config = index_config(options.index_url, options.extra_index_urls)
         client = SimpleIndexClient(config)

@@ -1,6 +1,6 @@
 """Scan an image's layers for what verify needs, without extracting anything.
 
-Layers are read topmost first through ``buildmatrix.layerstream`` (forward only,
+Layers are read topmost first through ``buildmatrix.layers.stream`` (forward only,
 gzip, zstd or plain): the first time a path is seen it is the file the container
 would see; whiteouts (``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower
 layers hold, from the layer below theirs on; a scan stops as soon as everything
@@ -24,7 +24,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import UsageError
-from buildmatrix.layerstream import members, open_layer_tar
+from buildmatrix.layers.stream import members, open_layer_tar
 
 __all__ = [
     "ImageError",

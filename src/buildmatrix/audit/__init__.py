@@ -3,14 +3,14 @@
 For every wheel: its filename tags, whether it is pure, and for platform
 wheels the symbol versions and libraries each ELF member needs, with
 ``sym_tag`` / ``overall_tag`` exactly as ``auditwheel show --ldpaths ""
---json`` reports them (see ``buildmatrix.abi``) and the exact highest glibc
+--json`` reports them (see ``buildmatrix.audit.abi``) and the exact highest glibc
 version needed. Then the gate: violations of the wheel's own tag
 (``glibc-underclaim``), of the policy's library allow list (``external-lib``),
 of the matrix's floor for the package (``policy``), of its architecture
 (``isa``), and unreadable input (``corrupt``).
 
-ELF members are streamed out of the zip (``buildmatrix.wheelscan`` and
-``buildmatrix.elf``); nothing is extracted or copied, so a member named ``../x`` or ``/etc/x`` is only
+ELF members are streamed out of the zip (``buildmatrix.audit.wheelscan`` and
+``buildmatrix.audit.elf``); nothing is extracted or copied, so a member named ``../x`` or ``/etc/x`` is only
 reported. Members of all wheels are read in parallel threads, biggest first
 (inflating and hashing release the GIL).
 """
@@ -35,10 +35,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.abi import AbiReport, NotPlatformWheel, analyze
-from buildmatrix.elf import ElfInfo
+from buildmatrix.audit.abi import AbiReport, NotPlatformWheel, analyze
+from buildmatrix.audit.elf import ElfInfo
+from buildmatrix.audit.wheelscan import OpenWheel, scan_wheels
 from buildmatrix.errors import UsageError, did_you_mean
-from buildmatrix.wheelscan import OpenWheel, scan_wheels
 
 if TYPE_CHECKING:
     from buildmatrix.model import Matrix

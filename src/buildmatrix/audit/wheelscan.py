@@ -1,7 +1,7 @@
 """Open wheels and stream their members' ELF facts, in parallel, biggest member first.
 
 Nothing is extracted: each candidate member (every file but ``*.py``, as
-auditwheel tries them) is read front to back by ``buildmatrix.elf`` straight
+auditwheel tries them) is read front to back by ``buildmatrix.audit.elf`` straight
 from the zip. Threads share one ``ZipFile`` per wheel (its reads are locked;
 inflating and CRC checks run outside the GIL). Member names that would land
 outside an unpacked wheel are collected for the report and never used as paths.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from buildmatrix.elf import ElfError, ElfInfo, read_elf
+from buildmatrix.audit.elf import ElfError, ElfInfo, read_elf
 
 __all__ = ["MemberResult", "OpenWheel", "member_is_unsafe", "scan_wheels"]
 

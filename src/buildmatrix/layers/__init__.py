@@ -6,7 +6,7 @@ buildah/podman storage (copied to a temporary OCI layout with ``buildah push``,
 or ``buildah manifest push --all`` for a manifest list, so every platform comes).
 
 An image becomes one ``ImageView`` per platform: its labels and its layers;
-``ImageView.scan`` reads the layers (``buildmatrix.layerscan``). Nothing is
+``ImageView.scan`` reads the layers (``buildmatrix.layers.scan``). Nothing is
 written to disk except, for local storage, the temporary copy buildah makes;
 digests and paths from manifests are validated before they become file names.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from buildmatrix.layerscan import (
+from buildmatrix.layers.scan import (
     ImageError,
     InstalledDistribution,
     Layer,

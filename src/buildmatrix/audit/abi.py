@@ -29,7 +29,7 @@ from auditwheel.libc import Libc
 from auditwheel.policy import WheelPolicies
 from auditwheel.wheeltools import get_wheel_architecture, get_wheel_libc, get_wheel_platforms
 
-from buildmatrix.elf import ElfInfo
+from buildmatrix.audit.elf import ElfInfo
 
 __all__ = ["ROOT", "AbiReport", "ElfTree", "Library", "analyze", "platform_arch"]
 
