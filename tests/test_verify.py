@@ -1003,8 +1003,8 @@ def test_cli_json_and_exit_codes(tmp_path: Path, cli: Callable[..., Any]) -> Non
 
 @pytest.mark.network
 def test_published_meta_wheel(tmp_path: Path, matrix: Matrix) -> None:
-    """The real ai-dynamo 0.7.1 wheel: its vLLM extra agrees with the matrix; its SGLang
-    extra pins another version and its TensorRT-LLM extra has no NIXL requirement."""
+    """The real ai-dynamo 0.7.1 wheel: its vLLM and TensorRT-LLM extras agree with the
+    matrix; its SGLang extra pins 0.5.4.post3 where the reference says 0.5.3.post4."""
     subprocess.run(
         [
             *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
@@ -1018,9 +1018,9 @@ def test_published_meta_wheel(tmp_path: Path, matrix: Matrix) -> None:
     for check in report.checks:
         if check.subject == str(wheel) and check.detail.startswith("extra"):
             by_extra.setdefault(check.detail.split("'")[1], set()).add(check.ok)
-    assert by_extra == {"vllm": {True}, "sglang": {True, False}, "trtllm": {True, False}}
+    assert by_extra == {"vllm": {True}, "sglang": {True, False}, "trtllm": {True}}
     failed = {(c.name, c.found) for c in report.checks if not c.ok and c.subject == str(wheel)}
-    assert failed == {("sglang", "sglang==0.5.4.post3"), ("nixl", "(not required)")}
+    assert failed == {("sglang", "sglang==0.5.4.post3")}
 
 
 # --------------------------------------------------------------------------- buildah storage
