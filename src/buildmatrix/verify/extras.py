@@ -7,27 +7,24 @@ meta package must require its runtime package at the release's own version.
 
 from __future__ import annotations
 
-import email.parser
 import tomllib
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import BuildMatrixError
 from buildmatrix.model import Matrix, Release, ReleaseStatus, WheelPackage
 from buildmatrix.verify.report import Check, Collector
+from buildmatrix.wheelmeta import WheelMetadata, read_wheel_metadata
 
 __all__ = [
     "Extra",
-    "WheelMetadata",
     "check_declared",
     "check_pyproject",
     "check_wheel",
@@ -35,7 +32,6 @@ __all__ = [
     "expected_meta_requirements",
     "meta_packages",
     "parse_version",
-    "read_wheel_metadata",
 ]
 
 # A requirement's extra, as a key of the per-extra mapping; None = always required.
@@ -262,43 +258,6 @@ def parse_version(value: object) -> Version | None:
 
 
 # --------------------------------------------------------------------------- wheels
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WheelMetadata:
-    name: NormalizedName
-    version: Version
-    requires: tuple[Requirement, ...]
-    extras: tuple[NormalizedName, ...]
-
-
-def read_wheel_metadata(path: Path) -> WheelMetadata:
-    """Name, version, Requires-Dist and Provides-Extra of a wheel's METADATA."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            candidates = [
-                n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1
-            ]
-            if len(candidates) != 1:
-                msg = f"{path}: expected one *.dist-info/METADATA, found {len(candidates)}"
-                raise BuildMatrixError(msg)
-            text = archive.read(candidates[0]).decode("utf-8")
-    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        msg = f"cannot read wheel {path}: {error}"
-        raise BuildMatrixError(msg) from error
-    headers = email.parser.HeaderParser().parsestr(text, headersonly=True)
-    try:
-        requires = tuple(Requirement(r) for r in headers.get_all("Requires-Dist") or [])
-        version = Version(headers["Version"] or "")
-    except (InvalidRequirement, InvalidVersion) as error:
-        msg = f"wheel {path}: invalid METADATA: {error}"
-        raise BuildMatrixError(msg) from error
-    return WheelMetadata(
-        name=canonicalize_name(headers["Name"] or ""),
-        version=version,
-        requires=requires,
-        extras=tuple(canonicalize_name(e) for e in headers.get_all("Provides-Extra") or []),
-    )
 
 
 def _requirements_by_extra(metadata: WheelMetadata, pythons: Sequence[str]) -> dict[Extra, list[Requirement]]:

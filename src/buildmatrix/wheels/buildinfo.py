@@ -17,15 +17,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from buildmatrix.model import Matrix, Release, WheelPackage
-
-if TYPE_CHECKING:
-    from packaging.metadata import Metadata
+from buildmatrix.wheelmeta import read_wheel_metadata
 
 __all__ = ["BUILD_FILE", "SCHEMA", "BuildInfo", "build_info", "metadata_problems"]
 
@@ -101,8 +99,8 @@ def metadata_problems(wheel: Path, info: BuildInfo) -> list[str]:
             f"wheel has version {version}, release {info.release} is {info.version}: the "
             f"package must take its version from {BUILD_FILE.as_posix()}"
         )
-    metadata = _read_metadata(wheel)
-    actual = {_normalized(r) for r in metadata.requires_dist or []}
+    metadata = read_wheel_metadata(wheel)
+    actual = {_normalized(r) for r in metadata.requires}
     expected = {_normalized(r) for r in info.dependencies}
     for extra, requirements in info.optional_dependencies.items():
         expected |= {_normalized(Requirement(f'{r}; extra == "{extra}"')) for r in requirements}
@@ -113,25 +111,10 @@ def metadata_problems(wheel: Path, info: BuildInfo) -> list[str]:
             + ", ".join(missing)
             + f": the package must read them from {BUILD_FILE.as_posix()}"
         )
-    provided = {canonicalize_name(e) for e in metadata.provides_extra or []}
     for extra in info.optional_dependencies:
-        if canonicalize_name(extra) not in provided:
+        if canonicalize_name(extra) not in metadata.extras:
             problems.append(f"the wheel does not provide the extra {extra!r}")
     return problems
-
-
-def _read_metadata(wheel: Path) -> Metadata:
-    import zipfile  # deferred with packaging.metadata: a rerun that skips everything needs neither
-
-    from packaging.metadata import Metadata
-
-    with zipfile.ZipFile(wheel) as archive:
-        names = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        if len(names) != 1:
-            msg = f"{wheel.name} has {len(names)} .dist-info/METADATA files, expected 1"
-            raise ValueError(msg)
-        text = archive.read(names[0]).decode("utf-8")
-    return Metadata.from_email(text, validate=False)
 
 
 def _normalized(requirement: Requirement) -> str:

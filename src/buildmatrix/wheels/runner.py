@@ -12,7 +12,6 @@ import enum
 import hashlib
 import json
 import time
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -435,8 +434,8 @@ class _Run:
         """
         try:
             problems = metadata_problems(wheel, self.info_of(job))
-        except (OSError, ValueError, zipfile.BadZipFile) as error:
-            problems = [f"cannot read the wheel's metadata: {error}"]
+        except BuildMatrixError as error:
+            problems = [f"cannot read the wheel's metadata: {error.message}"]
         audit = _audit(wheel, target)
         if audit.ok and not problems:
             self.out.publish(wheel, self.manifest_entry(job, target, wheel, audit.report))
