@@ -198,11 +198,16 @@ BAD_MATRICES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "untagged manylinux image",
-        _edit("manylinux_2_28_aarch64:2025.11.09-1", "manylinux_2_28_aarch64"),
-        [
-            "manylinux.images.aarch64",
-            "no tag or digest",
-        ],
+        _edit(
+            "manylinux_2_28_aarch64@sha256:a3e02308c822fb6ce0d12248b0c941817ba5e1a1bc9e7bb5929f29c50eaa40a9",
+            "manylinux_2_28_aarch64",
+        ),
+        ["manylinux.images.aarch64", "no tag or digest"],
+    ),
+    (
+        "truncated digest",
+        _edit("@sha256:a3e02308c822fb6ce0d12248b0c941817ba5e1a1bc9e7bb5929f29c50eaa40a9", "@sha256:a3e02308"),
+        ["manylinux.images.aarch64", "sha256:<64 lowercase hex digits>"],
     ),
     (
         "injection in image name",
