@@ -282,9 +282,6 @@ class Matrix:
     def wheel(self, name: str) -> WheelPackage:
         return next(w for w in self.wheels if w.name == name)
 
-    def dependency(self, name: str) -> Dependency:
-        return next(d for d in self.dependencies if d.name == name)
-
     def find_release(self, name: str) -> Release | None:
         """A release by its reference name; ``0.7.1`` finds ``v0.7.1``."""
         found = self._release_index.get(name)
