@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,7 +36,6 @@ __all__ = [
     "diff",
     "render",
     "warnings",
-    "write_atomic",
 ]
 
 # Relative to the folder of matrix.toml.
@@ -575,16 +572,3 @@ def diff(committed: str, fresh: str, path: str) -> str:
             tofile=f"{path} (generated from matrix.toml)",
         )
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

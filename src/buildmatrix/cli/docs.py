@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from buildmatrix import docs, ui
+from buildmatrix._files import write_text_atomic
 from buildmatrix.errors import FailedError, UsageError
 from buildmatrix.loader import load_matrix
 
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if previous == fresh:
             ui.stderr.print(f"{shown} is already up to date", markup=False)
         else:
-            docs.write_atomic(out, fresh)
+            write_text_atomic(out, fresh)
             ui.stderr.print(f"wrote {shown} ({len(fresh.splitlines())} lines)", markup=False)
 
     if args.strict and found:

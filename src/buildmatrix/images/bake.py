@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from buildmatrix._call import call
+from buildmatrix._files import write_text_atomic
 from buildmatrix.images.plan import ImageBuild, MergeStep
 
 __all__ = ["BuildxEngine", "bake_definition", "write_bake_file"]
@@ -63,10 +64,7 @@ def bake_definition(builds: Sequence[ImageBuild], root: Path) -> dict[str, Any]:
 
 def write_bake_file(builds: Sequence[ImageBuild], root: Path, path: Path) -> Path:
     """Write docker-bake.json atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(bake_definition(builds, root), indent=2) + "\n")
-    partial.replace(path)
+    write_text_atomic(path, json.dumps(bake_definition(builds, root), indent=2) + "\n")
     return path
 
 

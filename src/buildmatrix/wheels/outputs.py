@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from buildmatrix import __version__
+from buildmatrix._files import write_text_atomic
 
-__all__ = ["MANIFEST", "OutputFolder", "atomic_write", "sha256_of"]
+__all__ = ["MANIFEST", "OutputFolder", "sha256_of"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
@@ -32,15 +33,6 @@ _WORK_PREFIX = ".tmp-wheels-"
 def sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 class OutputFolder:
@@ -122,7 +114,7 @@ class OutputFolder:
         """Keep a wheel that failed the audit aside, with its report beside it."""
         self.rejected.mkdir(exist_ok=True)
         destination = self.rejected / wheel.name
-        atomic_write(
+        write_text_atomic(
             destination.with_name(wheel.name + ".audit.json"),
             json.dumps(report, indent=2, sort_keys=True) + "\n",
         )
@@ -135,7 +127,7 @@ class OutputFolder:
             "generator": f"buildmatrix {__version__}",
             "wheels": [self.entries[key] for key in sorted(self.entries)],
         }
-        atomic_write(self.manifest_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(self.manifest_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _alive(pid: int) -> bool:
