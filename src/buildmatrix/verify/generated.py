@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from buildmatrix.expand import image_pins
 from buildmatrix.model import Matrix, Release
+from buildmatrix.verify.extras import parse_version
 from buildmatrix.verify.images import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
 from buildmatrix.verify.report import Check
 
@@ -83,13 +83,6 @@ def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[
     return builds
 
 
-def _version(raw: str | None) -> Version | None:
-    try:
-        return None if raw is None else Version(raw)
-    except InvalidVersion:
-        return None
-
-
 def _suffixed(args: Mapping[str, str], prefix: str) -> dict[NormalizedName, str]:
     """Build args ``PIN_TENSORRT_LLM`` -> {``tensorrt-llm``: value} (names canonicalized)."""
     return {
@@ -151,7 +144,7 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
                     name=name,
                     expected=str(version),
                     found="(missing)" if raw is None else raw,
-                    ok=_version(raw) == version,
+                    ok=parse_version(raw) == version,
                     detail=f"{where} ({release.name})",
                 )
             )
