@@ -46,8 +46,13 @@ _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _URL_UNSAFE = frozenset(" \t\r\n\"'`$;&|<>(){}\\")
+# What every image carries for `buildmatrix verify`: these labels and the pins file.
 PINS_FILE = "/opt/buildmatrix/pins.json"
-LABEL_PREFIX = "org.buildmatrix"
+LABEL_RELEASE = "org.buildmatrix.release"
+LABEL_FRAMEWORK = "org.buildmatrix.framework"
+LABEL_CUDA = "org.buildmatrix.cuda"
+LABEL_PYTHON = "org.buildmatrix.python"
+LABEL_PIN_PREFIX = "org.buildmatrix.pin."
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,12 +384,12 @@ def _plan_one(
         "org.opencontainers.image.source": matrix.source_url,
         "org.opencontainers.image.created": options.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.base.name": base_image,
-        f"{LABEL_PREFIX}.release": release.name,
-        f"{LABEL_PREFIX}.framework": framework.name,
-        f"{LABEL_PREFIX}.cuda": str(cuda),
-        f"{LABEL_PREFIX}.python": spec.python,
+        LABEL_RELEASE: release.name,
+        LABEL_FRAMEWORK: framework.name,
+        LABEL_CUDA: str(cuda),
+        LABEL_PYTHON: spec.python,
     }
-    labels |= {f"{LABEL_PREFIX}.pin.{name}": str(version) for name, version in pins.items()}
+    labels |= {f"{LABEL_PIN_PREFIX}{name}": str(version) for name, version in pins.items()}
     prefix = options.tag_prefix or f"localhost/{matrix.project.lower()}"
     tag = f"{prefix}/{spec.name}:{release.name}-cuda{cuda_major}"
     cache_from, cache_to = _cache_refs(options, framework.name, cuda_major, platforms)

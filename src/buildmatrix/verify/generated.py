@@ -11,9 +11,9 @@ from typing import Protocol
 from packaging.utils import NormalizedName, canonicalize_name
 
 from buildmatrix.expand import image_pins
+from buildmatrix.images.plan import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
 from buildmatrix.model import Matrix, Release
 from buildmatrix.verify.extras import parse_version
-from buildmatrix.verify.images import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
 from buildmatrix.verify.report import Check
 
 __all__ = ["PlannedImage", "check_docs_page", "check_image_plan"]

@@ -19,27 +19,20 @@ from packaging.version import Version
 
 from buildmatrix.errors import BuildMatrixError
 from buildmatrix.expand import image_pins
+from buildmatrix.images.plan import (
+    LABEL_CUDA,
+    LABEL_FRAMEWORK,
+    LABEL_PIN_PREFIX,
+    LABEL_PYTHON,
+    LABEL_RELEASE,
+)
+from buildmatrix.images.plan import PINS_FILE as IMAGE_PINS_FILE
 from buildmatrix.layers import LIBNIXL_PATTERNS, ImageView, ScanRequest, ScanResult, open_image
 from buildmatrix.model import Framework, Matrix, Release
 from buildmatrix.verify.extras import exact_version, parse_version
 from buildmatrix.verify.report import Check, Collector
 
-__all__ = [
-    "IMAGE_PINS_FILE",
-    "LABEL_CUDA",
-    "LABEL_FRAMEWORK",
-    "LABEL_PIN_PREFIX",
-    "LABEL_PYTHON",
-    "LABEL_RELEASE",
-    "check_image",
-]
-
-LABEL_PIN_PREFIX = "org.buildmatrix.pin."
-LABEL_RELEASE = "org.buildmatrix.release"
-LABEL_FRAMEWORK = "org.buildmatrix.framework"
-LABEL_CUDA = "org.buildmatrix.cuda"
-LABEL_PYTHON = "org.buildmatrix.python"
-IMAGE_PINS_FILE = "/opt/buildmatrix/pins.json"
+__all__ = ["check_image"]
 
 
 def _label_check(subject: str, name: str, label: str, expected: Version, labels: Mapping[str, str]) -> Check:
