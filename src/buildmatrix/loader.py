@@ -49,6 +49,7 @@ __all__ = [
     "load_matrix",
     "parse_matrix",
     "select_releases",
+    "url_problem",
 ]
 
 SCHEMA_VERSION = 1
@@ -352,9 +353,9 @@ class _Loader:
 
     def url(self, section: _Section, key: str) -> str:
         raw = section.get(key, str)
-        parts = urlsplit(raw)
-        if parts.scheme != "https" or not parts.netloc or set(raw) & _URL_UNSAFE:
-            raise section.error(key, f"{raw!r} is not an https URL without spaces or quotes")
+        problem = url_problem(raw)
+        if problem:
+            raise section.error(key, problem)
         return raw
 
     def choice(self, section: _Section, key: str | None, raw: str, choices: Sequence[str], what: str) -> str:
@@ -855,6 +856,14 @@ class _Loader:
         )
         s.finish()
         return support
+
+
+def url_problem(url: str, schemes: tuple[str, ...] = ("https",)) -> str:
+    """Why ``url`` is not a URL safe to pass on (scheme, host, no spaces or quotes), or ``""``."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname or set(url) & _URL_UNSAFE:
+        return f"{url!r} is not an {' or '.join(schemes)} URL without spaces or quotes"
+    return ""
 
 
 def image_ref_problem(ref: str) -> str:

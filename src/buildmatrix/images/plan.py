@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.expand import image_pins
 from buildmatrix.images.dockerfile import stage_args
-from buildmatrix.loader import image_ref_problem
+from buildmatrix.loader import image_ref_problem, url_problem
 from buildmatrix.model import Framework, ImageSpec, Matrix, Release
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
-_URL_UNSAFE = frozenset(" \t\r\n\"'`$;&|<>(){}\\")
 # What every image carries for `buildmatrix verify`: these labels and the pins file.
 PINS_FILE = "/opt/buildmatrix/pins.json"
 LABEL_RELEASE = "org.buildmatrix.release"
@@ -209,10 +208,11 @@ def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
 
 
 def check_index_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or set(value) & _URL_UNSAFE:
-        msg = f"--index-url {value!r} is not an http(s) URL without spaces or quotes"
+    problem = url_problem(value, ("http", "https"))
+    if problem:
+        msg = f"--index-url {problem}"
         raise UsageError(msg)
+    parts = urlsplit(value)
     if parts.username or parts.password:
         msg = (
             "--index-url must not carry credentials (they would end up in the image history): "
