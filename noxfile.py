@@ -28,6 +28,12 @@ def _install(session: nox.Session, *extras: str) -> None:
     session.install("-e", spec)
 
 
+def _buildmatrix(session: nox.Session, command: str) -> None:
+    """The package's own CLI, with the session's posargs passed through."""
+    _install(session)
+    session.run("python", "-m", "buildmatrix", command, *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite; posargs go to pytest (e.g. `-- -m "not container"`)."""
@@ -37,7 +43,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Static checks on the package: ruff (lint and format) and mypy --strict."""
+    """Static checks: ruff (lint and format), mypy --strict, the workflows (schema, zizmor)."""
     _install(session, "test")
     session.install("ruff", "mypy")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
@@ -53,47 +59,40 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def matrix(session: nox.Session) -> None:
     """Show what matrix.toml expands to: `nox -s matrix -- --release v0.7.1 --format json`."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "plan", *session.posargs)
+    _buildmatrix(session, "plan")
 
 
 @nox.session
 def wheels(session: nox.Session) -> None:
     """Build the matrix's wheels into wheelhouse/: `nox -s wheels -- --release v0.7.1 --dry-run`."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "wheels", *session.posargs)
+    _buildmatrix(session, "wheels")
 
 
 @nox.session
 def audit(session: nox.Session) -> None:
     """Audit wheels' glibc tags: `nox -s audit -- [PATH ...] [--policy manylinux_2_28]`."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "audit", *session.posargs)
+    _buildmatrix(session, "audit")
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Regenerate docs/support-matrix.md from matrix.toml; `-- --check` fails on drift instead."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "docs", *session.posargs)
+    _buildmatrix(session, "docs")
 
 
 @nox.session
 def ci_matrix(session: nox.Session) -> None:
     """The release workflow's job matrices: `nox -s ci_matrix -- --release v0.7.1 --format json`."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "ci", *session.posargs)
+    _buildmatrix(session, "ci")
 
 
 @nox.session
 def images(session: nox.Session) -> None:
     """Build runtime images: `nox -s images -- vllm --dry-run` (posargs go to `buildmatrix images`)."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "images", *session.posargs)
+    _buildmatrix(session, "images")
 
 
 @nox.session
 def verify(session: nox.Session) -> None:
     """Prove pins agree everywhere: `nox -s verify -- --wheel dist/*.whl --image oci:out --check-index`."""
-    _install(session)
-    session.run("python", "-m", "buildmatrix", "verify", *session.posargs)
+    _buildmatrix(session, "verify")
