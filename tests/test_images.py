@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
 import json
 import os
 import shutil
 import subprocess
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from tests import container_base
 from tests.conftest import REPO_ROOT, Result
+from tests.wheelfactory import make_wheel
 
 DOCKERFILE = REPO_ROOT / "containers" / "Dockerfile"
 FIXED = ImageOptions(
@@ -45,31 +43,6 @@ Cli = Callable[..., Result]
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-
-def make_wheel(
-    directory: Path, name: str, version: str, *, extras: tuple[str, ...] = (), tag: str = "py3-none-any"
-) -> Path:
-    """A tiny but valid wheel (METADATA, WHEEL, RECORD with hashes) named like the real one."""
-    dist = canonicalize_name(name).replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    metadata += "".join(f"Provides-Extra: {extra}\n" for extra in extras)
-    files = {
-        f"{dist}/__init__.py": f"__version__ = {version!r}\n",
-        f"{info}/METADATA": metadata,
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n",
-    }
-    path = directory / f"{dist}-{version}-{tag}.whl"
-    record = []
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, text in files.items():
-            archive.writestr(member, text)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest())
-            record.append(f"{member},sha256={digest.rstrip(b'=').decode()},{len(text.encode())}")
-        record.append(f"{info}/RECORD,,")
-        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    return path
 
 
 def copy_matrix(tmp_path: Path, edit: Callable[[str], str] = lambda text: text) -> Path:
@@ -389,11 +362,6 @@ def test_pin_the_dockerfile_ignores_is_exit_2(cli: Cli, tmp_path: Path) -> None:
     result = cli("images", "vllm", "--matrix", matrix, "--dry-run", "--engine", "buildah")
     assert result.code == 2
     assert "PIN_NIXL" in result.err
-
-
-def test_nox_session_passes_posargs(repo_root: Path) -> None:
-    text = (repo_root / "noxfile.py").read_text()
-    assert '"buildmatrix", "images", *session.posargs' in text
 
 
 # ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from buildmatrix.model import Matrix
 from buildmatrix.verify import Report, VerifyOptions, verify
 from buildmatrix.verify.generated import check_docs_page, check_image_plan
 from buildmatrix.verify.index import IndexConfig, SimpleIndexClient, index_config
+from tests.wheelfactory import make_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE = "usr/local/lib/python3.12/dist-packages"
@@ -1097,35 +1098,6 @@ def test_image_in_local_buildah_storage(tmp_path: Path, matrix: Matrix) -> None:
 # --------------------------------------------------------------------------- end to end
 
 
-def make_wheel_with_files(
-    directory: Path, name: str, version: str, files: Mapping[str, bytes], extras: Sequence[str] = ()
-) -> Path:
-    """A small valid wheel (METADATA, WHEEL, RECORD with hashes) carrying ``files``."""
-    import base64
-    import zipfile
-
-    dist_name = canonicalize_name(name).replace("-", "_")
-    info = f"{dist_name}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    metadata += "".join(f"Provides-Extra: {extra}\n" for extra in extras)
-    contents = {
-        **files,
-        f"{dist_name}/__init__.py": b"",
-        f"{info}/METADATA": metadata.encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    path = directory / f"{dist_name}-{version}-py3-none-any.whl"
-    record = []
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, data in contents.items():
-            archive.writestr(member, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{member},sha256={digest},{len(data)}")
-        record.append(f"{info}/RECORD,,")
-        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def private_buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A private vfs buildah storage (as the images tests use), exported to subprocesses."""
@@ -1164,13 +1136,13 @@ def test_image_built_by_the_images_command(
     pins = {str(name): str(version) for name, version in release.pins.items()}
     links = tmp_path / "links"
     links.mkdir()
-    make_wheel_with_files(links, "vllm", pins["vllm"], {}, extras=("flashinfer",))
-    make_wheel_with_files(
-        links, "nixl", pins["nixl"], {"nixl/libnixl.so": b"\x7fELF nixl"}, extras=("cu12", "cu13")
+    make_wheel(links, "vllm", pins["vllm"], extras=("flashinfer",))
+    make_wheel(
+        links, "nixl", pins["nixl"], files={"nixl/libnixl.so": b"\x7fELF nixl"}, extras=("cu12", "cu13")
     )
     wheelhouse = tmp_path / "wheelhouse"
     wheelhouse.mkdir()
-    make_wheel_with_files(wheelhouse, "ai-dynamo-runtime", str(release.version), {})
+    make_wheel(wheelhouse, "ai-dynamo-runtime", str(release.version))
     prefix = "localhost/buildmatrix-verify-e2e"
     result = cli(
         "images", "vllm", "--matrix", project / "matrix.toml", "--engine", "buildah",
@@ -1206,8 +1178,3 @@ def test_image_built_by_the_images_command(
     assert set(failed) == {"vllm", "libnixl"}
     assert failed["vllm"].found == "0.10.2"
     assert failed["libnixl"].found == "2 copies"
-
-
-def test_nox_session_passes_posargs() -> None:
-    text = (REPO_ROOT / "noxfile.py").read_text()
-    assert '"buildmatrix", "verify", *session.posargs' in text
