@@ -116,7 +116,7 @@ def runner_labels(runners: Runners, kind: str, arch: str) -> str | list[str]:
     labels = runners.get(kind, {}).get(arch)
     if labels is None:
         if arch not in RUNNERS:
-            msg = f"no runner for {kind} jobs on {arch}: add [runners.{kind}] {arch} = \"LABEL\" to matrix.toml"
+            msg = f"no runner for {kind} jobs on {arch}: name one in matrix.toml [runners.{kind}] {arch}"
             raise UsageError(msg)
         return RUNNERS[arch]
     return labels[0] if len(labels) == 1 else list(labels)
@@ -307,7 +307,8 @@ def publishing(
             raise UsageError(msg)
         if event == "push" or protected:
             return Publishing(images=True, pypi=True, reason=f"{ref} is pushed: release {expected.name}")
-        return Publishing(images=False, pypi=False, reason=f"{ref} is not protected and this is a {event} run")
+        reason = f"{ref} is not protected and this is a {event or 'manual'} run"
+        return Publishing(images=False, pypi=False, reason=reason)
     if not protected:
         return Publishing(images=False, pypi=False, reason=f"{ref} is not a protected ref")
     named = release_for_ref(matrix, ref)
