@@ -798,7 +798,9 @@ def test_pr_container_tests_run_their_privileged_parts_through_sudo() -> None:
     # ...the container tests as root, explicitly, keeping this job's PATH and cache.
     assert scripts[container].startswith('sudo --non-interactive env "PATH=${PATH}"')
     assert '"BUILDMATRIX_CACHE_DIR=${BUILDMATRIX_CACHE_DIR}"' in scripts[container]
-    assert "BUILDMATRIX_CACHE_DIR" in job["env"]
+    # Both find the same base: the user makes it, root reuses it.
+    cache = {job["steps"][i]["env"]["BUILDMATRIX_CACHE_DIR"] for i in (base, container)}
+    assert cache == {"${{ runner.temp }}/buildmatrix-cache"}
 
 
 # ---------------------------------------------------------------------------
