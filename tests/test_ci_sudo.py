@@ -29,8 +29,6 @@ import yaml
 from tests import container_base
 from tests.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.container
-
 PR_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "pr.yml"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -140,6 +138,7 @@ def _runner_env(user: SudoUser, cache: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.container
 def test_the_pr_container_path_works_as_an_unprivileged_user_with_sudo(sudo_user: SudoUser) -> None:
     cache = sudo_user.home / "cache"
     env = _runner_env(sudo_user, cache)
@@ -205,3 +204,27 @@ def test_the_pr_container_path_works_as_an_unprivileged_user_with_sudo(sudo_user
     assert denied.returncode != 0
     assert "buildah failed" in denied.stderr
     assert "sudo: a password is required" in denied.stderr
+
+
+def test_privileged_commands_go_through_sudo_only_when_not_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert container_base.privileged("debootstrap", "--variant=minbase") == [
+        "debootstrap",
+        "--variant=minbase",
+    ]
+    monkeypatch.setattr(os, "geteuid", lambda: 1001)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    assert container_base.privileged("buildah", "from", "scratch") == [
+        "sudo",
+        "--non-interactive",  # a sudo that wants a password fails, never hangs a CI job
+        "--preserve-env=CONTAINERS_STORAGE_CONF,STORAGE_DRIVER,BUILDAH_ISOLATION",
+        "buildah",
+        "from",
+        "scratch",
+    ]
+    assert set(container_base.SUDO_KEEP_ENV) == set(container_base.storage_env(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    with pytest.raises(RuntimeError, match=r"`debootstrap` needs root: run as root, or install sudo"):
+        container_base.privileged("debootstrap")
