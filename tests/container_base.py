@@ -15,8 +15,17 @@ buildah runs with the storage of ``storage_env(root)``: a private storage root
 (so tests never touch the machine's images) with the ``vfs`` driver and
 ``chroot`` isolation, the only ones that work in an unprivileged sandbox.
 
-``.ci/run`` can warm the cache before the tests (needs root, ``debootstrap`` and
-``buildah``)::
+debootstrap and buildah need root. As root (``.ci/run``) they run directly; as
+any other user (a GitHub-hosted runner, whose user has passwordless ``sudo`` and
+whose Ubuntu 24.04 restricts the user namespaces rootless buildah needs) the
+privileged commands run through ``sudo --non-interactive``, explicitly
+(``privileged``), and what they make is handed back to the user: the tarball is
+written by the user from ``sudo tar``'s output, the root-owned scratch tree is
+removed with ``sudo rm``. pr.yml takes this path; tests/test_ci_sudo.py proves it
+as an unprivileged user with passwordless sudo.
+
+``.ci/run`` and pr.yml can warm the cache before the tests (``debootstrap`` and
+``buildah`` installed; root or passwordless sudo)::
 
     python tests/container_base.py            # prints the tarball's path
     python tests/container_base.py --import --storage-root DIR   # prints the image ref
@@ -35,6 +44,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 __all__ = [
     "PACKAGES",
@@ -44,6 +54,7 @@ __all__ = [
     "cache_key",
     "debian_mirror",
     "import_base_image",
+    "privileged",
     "rootfs_tarball",
     "storage_env",
 ]
@@ -54,6 +65,23 @@ VARIANT = "minbase"
 PACKAGES = ("python3", "python3-pip", "python3-venv")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 IMAGE_NAME = "localhost/buildmatrix-test-base"
+# What buildah needs from the caller's environment when it runs through sudo,
+# which otherwise resets the environment (storage_env's private storage).
+SUDO_KEEP_ENV = ("CONTAINERS_STORAGE_CONF", "STORAGE_DRIVER", "BUILDAH_ISOLATION")
+
+
+def privileged(*args: str) -> list[str]:
+    """``args`` as root: unchanged when already root, else through passwordless sudo.
+
+    ``--non-interactive``: a sudo that wants a password fails at once (with a clear
+    message from ``_run``) instead of hanging a CI job.
+    """
+    if os.geteuid() == 0:
+        return list(args)
+    if shutil.which("sudo") is None:
+        msg = f"`{args[0]}` needs root: run as root, or install sudo (apt-get install sudo) for this user"
+        raise RuntimeError(msg)
+    return ["sudo", "--non-interactive", f"--preserve-env={','.join(SUDO_KEEP_ENV)}", *args]
 
 
 def cache_dir() -> Path:
@@ -135,22 +163,41 @@ def rootfs_tarball(packages: tuple[str, ...] = PACKAGES, *, cache: Path | None =
         return tarball
     with tempfile.TemporaryDirectory(dir=directory, prefix=".debootstrap-") as work:
         rootfs = Path(work) / "rootfs"
-        _run(
-            "debootstrap",
-            f"--variant={VARIANT}",
-            f"--include={','.join(packages)}",
-            SUITE,
-            str(rootfs),
-            debian_mirror(),
-        )
-        # apt's downloaded .debs and lists are dead weight in an image.
-        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (rootfs / leftover).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
-        partial = Path(work) / "rootfs.tar"
-        _run("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), ".")
-        partial.replace(tarball)  # atomic: a killed run leaves no half tarball
+        try:
+            _run(
+                *privileged(
+                    "debootstrap",
+                    f"--variant={VARIANT}",
+                    f"--include={','.join(packages)}",
+                    SUITE,
+                    str(rootfs),
+                    debian_mirror(),
+                )
+            )
+            partial = Path(work) / "rootfs.tar"
+            # The tree is root's (some files only root may read), so tar runs as root
+            # and the tarball is written from its output: it belongs to the caller.
+            # apt's downloaded .debs and lists are dead weight in an image.
+            with partial.open("wb") as out:
+                _run(
+                    *privileged(
+                        "tar",
+                        "--numeric-owner",
+                        "--exclude=./var/cache/apt/archives/*.deb",
+                        "--exclude=./var/lib/apt/lists/*_*",
+                        "-C",
+                        str(rootfs),
+                        "-cf",
+                        "-",
+                        ".",
+                    ),
+                    stdout=out,
+                )
+            partial.replace(tarball)  # atomic: a killed run leaves no half tarball
+        finally:
+            if os.geteuid() != 0 and rootfs.exists():
+                # Root's files in the caller's scratch folder: only root can remove them.
+                subprocess.run(privileged("rm", "-rf", "--one-file-system", str(rootfs)), check=False)
     return tarball
 
 
@@ -173,43 +220,52 @@ def import_base_image(tarball: Path, env: Mapping[str, str]) -> str:
     ref = f"{IMAGE_NAME}:{tarball.stem.rsplit('-', 1)[-1]}"
     full_env = {**os.environ, **env}
     present = subprocess.run(
-        ["buildah", "inspect", "--type", "image", ref],
+        privileged("buildah", "inspect", "--type", "image", ref),
         env=full_env,
         capture_output=True,
         check=False,
     )
     if present.returncode == 0:
         return ref
-    container = _run("buildah", "from", "scratch", env=full_env).strip()
+    container = _run(*privileged("buildah", "from", "scratch"), env=full_env).strip()
     try:
         # `buildah add` unpacks a local tar archive into the destination.
-        _run("buildah", "add", container, str(tarball), "/", env=full_env)
+        _run(*privileged("buildah", "add", container, str(tarball), "/"), env=full_env)
         _run(
-            "buildah",
-            "config",
-            "--env",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "--cmd",
-            "/bin/bash",
-            container,
+            *privileged(
+                "buildah",
+                "config",
+                "--env",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--cmd",
+                "/bin/bash",
+                container,
+            ),
             env=full_env,
         )
-        _run("buildah", "commit", "--rm", container, ref, env=full_env)
+        _run(*privileged("buildah", "commit", "--rm", container, ref), env=full_env)
     except BaseException:
-        subprocess.run(["buildah", "rm", container], env=full_env, check=False)
+        subprocess.run(privileged("buildah", "rm", container), env=full_env, check=False)
         raise
     return ref
 
 
-def _run(*args: str, env: Mapping[str, str] | None = None) -> str:
+def _run(*args: str, env: Mapping[str, str] | None = None, stdout: IO[bytes] | None = None) -> str:
+    """Run ``args``; its output (unless sent to ``stdout``); a RuntimeError with its stderr."""
     print("+ " + " ".join(args), file=sys.stderr, flush=True)
     result = subprocess.run(
-        list(args), env=None if env is None else dict(env), capture_output=True, text=True, check=False
+        list(args),
+        env=None if env is None else dict(env),
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
+        check=False,
     )
+    stderr = result.stderr.decode(errors="replace")
     if result.returncode != 0:
-        msg = f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        what = args[3] if args[0] == "sudo" and len(args) > 3 else args[0]
+        msg = f"{what} failed ({result.returncode}): {' '.join(args)}\n{stderr[-3000:]}"
         raise RuntimeError(msg)
-    return result.stdout
+    return "" if stdout is not None else result.stdout.decode()
 
 
 def main(argv: list[str] | None = None) -> int:

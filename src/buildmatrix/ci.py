@@ -11,6 +11,12 @@ merge job per release and framework that joins the per-arch images into a
 manifest list. Each fan-out is sharded at 256 jobs: the workflow runs one reusable-workflow call
 per shard. ``OUTPUTS`` names what the plan job writes to ``$GITHUB_OUTPUT``; the
 workflow tests check the workflows read only those.
+
+Runners come from matrix.toml's ``[runners.<kind>]`` tables (``RUNNERS`` when a
+matrix names none), so larger or self-hosted runners are named in one place.
+``publishing`` decides whether a run may publish (manifest lists, PyPI): a tag
+push of the release the tag names, or a protected ref; never a manual run that
+builds some other release than its ref names.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +38,14 @@ __all__ = [
     "MAX_OUTPUT_BYTES",
     "OUTPUTS",
     "RUNNERS",
+    "Publishing",
     "github_matrix",
     "image_jobs",
     "manifest_jobs",
     "pipeline_outputs",
+    "publishing",
     "release_for_ref",
+    "runner_labels",
     "shard",
     "shard_count",
     "wheel_jobs",
@@ -47,7 +57,9 @@ MAX_JOBS = 256
 MAX_OUTPUT_BYTES = 1_000_000
 
 # Native runners per arch: arm64 wheels and images build on arm64 hosts, never emulated.
+# The default when matrix.toml has no [runners.<kind>] entry for an arch.
 RUNNERS: Mapping[str, str] = {"x86_64": "ubuntu-24.04", "aarch64": "ubuntu-24.04-arm"}
+Runners = Mapping[str, Mapping[str, tuple[str, ...]]]  # kind -> arch -> labels (Matrix.runners)
 
 # What the plan job writes to $GITHUB_OUTPUT (and the workflow declares as its outputs).
 OUTPUTS = (
@@ -58,6 +70,8 @@ OUTPUTS = (
     "image_shards",
     "manifests",  # like wheels, merge jobs (one per release and framework)
     "manifest_shards",
+    "publish_images",  # "true" when this run may publish manifest lists (see publishing)
+    "publish_pypi",  # "true" when this run may upload to PyPI (tag runs only)
 )
 
 
@@ -97,7 +111,18 @@ def shard(jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"include": list(jobs[start : start + MAX_JOBS])} for start in range(0, len(jobs), MAX_JOBS)]
 
 
-def wheel_jobs(plan: Plan) -> list[dict[str, Any]]:
+def runner_labels(runners: Runners, kind: str, arch: str) -> str | list[str]:
+    """What ``runs-on`` gets for a job: one label, or every label of a self-hosted runner."""
+    labels = runners.get(kind, {}).get(arch)
+    if labels is None:
+        if arch not in RUNNERS:
+            msg = f"no runner for {kind} jobs on {arch}: name one in matrix.toml [runners.{kind}] {arch}"
+            raise UsageError(msg)
+        return RUNNERS[arch]
+    return labels[0] if len(labels) == 1 else list(labels)
+
+
+def wheel_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any]]:
     """One job per release, package and arch; it builds every Python the plan has for them."""
     groups: dict[tuple[str, str, str], list[Target]] = {}
     for target in plan.wheels():
@@ -115,7 +140,7 @@ def wheel_jobs(plan: Plan) -> list[dict[str, Any]]:
                 "package": package,
                 "arch": arch,
                 "platform": first.arch.platform,
-                "runner": RUNNERS[arch],
+                "runner": runner_labels(runners or {}, "wheel", arch),
                 "pythons": " ".join(t.python for t in targets),
                 "targets": " ".join(t.id for t in targets),
                 "artifact": f"wheels-{release}-{package}-{arch}",
@@ -129,7 +154,7 @@ def _cuda_tag(target: Target) -> str:
     return f"{target.release.name}-cuda{target.cuda.major}"
 
 
-def image_jobs(plan: Plan) -> list[dict[str, Any]]:
+def image_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any]]:
     """One job per release, framework and arch (a single-platform build on a native runner)."""
     jobs = []
     for target in plan.images():
@@ -147,7 +172,7 @@ def image_jobs(plan: Plan) -> list[dict[str, Any]]:
                 "arch": target.arch.name,
                 "platform": target.arch.platform,
                 "docker_arch": docker_arch,
-                "runner": RUNNERS[target.arch.name],
+                "runner": runner_labels(runners or {}, "image", target.arch.name),
                 "cuda": str(target.cuda),
                 "tag": _cuda_tag(target),
                 # `buildmatrix images --split` tags a one-platform build `<tag>-<arch>`.
@@ -186,14 +211,24 @@ def manifest_jobs(plan: Plan) -> list[dict[str, Any]]:
     return jobs
 
 
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def _compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def pipeline_outputs(plan: Plan, releases: Sequence[Release]) -> dict[str, str]:
+def pipeline_outputs(
+    plan: Plan,
+    releases: Sequence[Release],
+    *,
+    runners: Runners | None = None,
+    publish: Publishing | None = None,
+) -> dict[str, str]:
     """Every ``OUTPUTS`` value as the string the plan job writes (compact JSON or a flag)."""
-    wheels = shard(wheel_jobs(plan))
-    images = shard(image_jobs(plan))
+    wheels = shard(wheel_jobs(plan, runners))
+    images = shard(image_jobs(plan, runners))
     manifests = shard(manifest_jobs(plan))
     outputs = {
         "releases": _compact([r.name for r in releases]),
@@ -203,6 +238,8 @@ def pipeline_outputs(plan: Plan, releases: Sequence[Release]) -> dict[str, str]:
         "image_shards": _compact(list(range(len(images)))),
         "manifests": _compact(manifests),
         "manifest_shards": _compact(list(range(len(manifests)))),
+        "publish_images": _flag(publish is not None and publish.images),
+        "publish_pypi": _flag(publish is not None and publish.pypi),
     }
     assert tuple(outputs) == OUTPUTS
     size = sum(len(name) + len(value.encode()) for name, value in outputs.items())
@@ -235,6 +272,53 @@ def release_for_ref(matrix: Matrix, ref: str) -> Release:
         msg = f"ref {ref!r} names no release and {matrix.path} has no development release"
         raise UsageError(msg)
     return development[0]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publishing:
+    images: bool  # merge the per-arch images into the published manifest lists
+    pypi: bool  # upload the wheels and sdists to PyPI
+    reason: str  # why (or why not), for the run's summary
+
+
+def publishing(
+    matrix: Matrix, releases: Sequence[Release], ref: str | None, *, event: str, protected: bool
+) -> Publishing:
+    """Whether this run may publish what it builds.
+
+    On a tag the planned release must be the tag's own (else a UsageError: a manual
+    run on tag v0.7.1 must never build `main` and upload it as if it were v0.7.1).
+    A tag push or a run on a protected tag publishes everything; a protected branch
+    publishes the images of the development release it names (never a released
+    version's tags, which only its tag publishes) and nothing to PyPI; anything
+    else (an unprotected branch, a manual run of another release) publishes nothing.
+    """
+    if ref is None:
+        return Publishing(images=False, pypi=False, reason="no Git ref given (--ref): nothing is published")
+    names = [r.name for r in releases]
+    if ref.startswith("refs/tags/"):
+        expected = release_for_ref(matrix, ref)
+        if names != [expected.name]:
+            msg = (
+                f"{ref} builds release {expected.name!r}, but the plan is for "
+                f"{', '.join(repr(n) for n in names) or 'no release'}: "
+                f"on a tag, plan its own release (--release {expected.name}) or none"
+            )
+            raise UsageError(msg)
+        if event == "push" or protected:
+            return Publishing(images=True, pypi=True, reason=f"{ref} is pushed: release {expected.name}")
+        reason = f"{ref} is not protected and this is a {event or 'manual'} run"
+        return Publishing(images=False, pypi=False, reason=reason)
+    if not protected:
+        return Publishing(images=False, pypi=False, reason=f"{ref} is not a protected ref")
+    named = release_for_ref(matrix, ref)
+    if names != [named.name] or named.status is not ReleaseStatus.DEVELOPMENT:
+        return Publishing(
+            images=False,
+            pypi=False,
+            reason=f"{ref} publishes only its development release, not {', '.join(names)}",
+        )
+    return Publishing(images=True, pypi=False, reason=f"{ref} is protected: images of {named.name}")
 
 
 def write_github_output(path: Path, outputs: Mapping[str, str]) -> None:

@@ -55,6 +55,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 RULE_ATTRIBUTES = ("kind", "release", "arch", "package", "framework", "python", "os")
 ADMONITIONS = ("Note", "Caution", "Important", "Warning", "Tip")
+# The CI job kinds whose runners matrix.toml may name per arch ([runners.<kind>]).
+RUNNER_JOB_KINDS = ("wheel", "image")
 # Characters allowed in names, ids and tags that reach commands, ARGs and labels.
 # Anything else (spaces, quotes, `;`, `$`, backticks, ...) is rejected at load time.
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "._-")
@@ -481,6 +483,7 @@ class _Loader:
         self.unique(root, "rule", [r.id for r in rules])
         notes = tuple(self.note(s) for s in root.optional_tables("note"))
         build_support = tuple(self.build_support(s) for s in root.optional_tables("build_support"))
+        runners = self.runners(root, arch_names)
         root.finish()
         index: dict[str, Release] = {r.name: r for r in releases}
         return Matrix(
@@ -502,8 +505,27 @@ class _Loader:
             build_support=build_support,
             manylinux_images=manylinux_images,
             cuda_base_images=cuda_base_images,
+            runners=runners,
             _release_index=index,
         )
+
+    def runners(self, root: _Section, archs: Sequence[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+        """[runners.<kind>] (optional): arch = "label" or a list of labels (self-hosted)."""
+        runners: dict[str, dict[str, tuple[str, ...]]] = {}
+        if not root.has("runners"):
+            return runners
+        for kind, s in root.subtables("runners"):
+            self.choice(s, None, kind, RUNNER_JOB_KINDS, "runner job kind")
+            labels: dict[str, tuple[str, ...]] = {}
+            for arch, value in s.data.items():
+                s.used.add(arch)
+                self.choice(s, arch, arch, archs, "arch")
+                raw = [value] if isinstance(value, str) else value
+                if not isinstance(raw, list) or not raw or not all(isinstance(v, str) for v in raw):
+                    raise s.error(arch, "expected a runner label or a non-empty list of labels")
+                labels[arch] = tuple(self.name(s, arch, v, "runner label") for v in raw)
+            runners[kind] = labels
+        return runners
 
     def unique(self, root: _Section, key: str, values: Sequence[object]) -> None:
         seen: set[object] = set()

@@ -262,6 +262,8 @@ class Matrix:
     build_support: tuple[BuildSupport, ...]
     manylinux_images: Mapping[str, str]  # arch -> pinned manylinux_2_28 image
     cuda_base_images: Mapping[str, str]  # "12.8" -> pinned CUDA runtime base image
+    # [runners.<kind>]: job kind (wheel, image) -> arch -> GitHub Actions runner labels
+    runners: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     _release_index: Mapping[str, Release] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -34,6 +34,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
+        "--event",
+        default=os.environ.get("GITHUB_EVENT_NAME", ""),
+        metavar="NAME",
+        help="the run's event (push, workflow_dispatch; default: $GITHUB_EVENT_NAME): with --ref, "
+        "decides publish_images and publish_pypi",
+    )
+    parser.add_argument(
+        "--ref-protected",
+        choices=["true", "false"],
+        default=os.environ.get("GITHUB_REF_PROTECTED", "false") or "false",
+        help="whether --ref is protected (default: $GITHUB_REF_PROTECTED)",
+    )
+    parser.add_argument(
         "--github-output",
         type=Path,
         metavar="PATH",
@@ -62,8 +75,16 @@ def run(args: argparse.Namespace) -> int:
         releases = (ci.release_for_ref(matrix, args.ref),)
     else:
         releases = matrix.releases
+    # On a tag, a plan of any other release than the tag's is refused here (exit 2).
+    publish = ci.publishing(
+        matrix, releases, args.ref, event=args.event, protected=args.ref_protected == "true"
+    )
     plan = expand(matrix, releases=releases)
-    outputs = ci.pipeline_outputs(plan, releases)
+    outputs = ci.pipeline_outputs(plan, releases, runners=matrix.runners, publish=publish)
+    ui.stderr.print(
+        f"publish images: {outputs['publish_images']}, PyPI: {outputs['publish_pypi']} ({publish.reason})",
+        markup=False,
+    )
 
     if args.github_output is not None:
         ci.write_github_output(args.github_output, outputs)
@@ -71,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     summary_path = _env_path("GITHUB_STEP_SUMMARY")
     if summary_path is not None:
         with summary_path.open("a", encoding="utf-8") as handle:
+            handle.write(f"Publishing: {publish.reason}\n\n")
             handle.write(_markdown_summary(outputs))
 
     if args.format == "json":
@@ -97,8 +119,10 @@ def _markdown_summary(outputs: dict[str, str]) -> str:
     lines = ["### buildmatrix CI plan", "", "| job | runner | id |", "| :-- | :-- | :-- |"]
     for name in ("wheels", "images", "manifests"):
         for shard in json.loads(outputs[name]):
-            lines.extend(
-                f"| {name} | {job.get('runner', 'ubuntu-24.04')} | `{job['id']}` |"
-                for job in shard["include"]
-            )
+            lines.extend(f"| {name} | {_runner(job)} | `{job['id']}` |" for job in shard["include"])
     return "\n".join(lines) + "\n\n"
+
+
+def _runner(job: dict[str, object]) -> str:
+    runner = job.get("runner", "ubuntu-24.04")
+    return ", ".join(runner) if isinstance(runner, list) else str(runner)
