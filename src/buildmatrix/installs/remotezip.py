@@ -24,7 +24,7 @@ from buildmatrix.installs.http import HttpError, RangeNotSupported, download, fe
 
 __all__ = ["MemberStream", "RemoteWheel", "WheelReadError"]
 
-TAIL = 64 << 10  # the first request: the end of central directory and usually all of it
+TAIL = 256 << 10  # the first request: the central directory, or all of a small wheel
 FIRST_WINDOW = 64 << 10  # compressed bytes fetched first for a member
 MAX_WINDOW = 8 << 20
 INFLATE_STEP = 16 << 20  # most inflated bytes produced per step
@@ -97,6 +97,8 @@ class RemoteWheel:
         try:
             tail, self.size = fetch_range(self.url, -TAIL, None)
             self._count(len(tail))
+            if len(tail) == self.size:  # a small wheel came whole: read every member from memory
+                self._local = io.BytesIO(tail)
             source: IO[bytes] = _Sparse(self, self.size, tail)  # type: ignore[assignment]
         except RangeNotSupported:
             self.ranges = False

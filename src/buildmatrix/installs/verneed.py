@@ -33,7 +33,11 @@ DT_RELR_VERSION = "GLIBC_ABI_DT_RELR"
 DT_RELR_GLIBC = Version("2.36")  # the glibc that introduced DT_RELR (auditwheel's mapping)
 KEEP_BEHIND = 8 << 20  # scanned bytes kept before they are dropped
 MAX_AUX = 256  # versions one library entry may list
-_CANDIDATE = re.compile(rb"\x01\x00[\x01-\xff][\x00]....\x10\x00\x00\x00", re.DOTALL)
+MAX_AUX_OFFSET = 1 << 16  # vn_aux: GNU ld puts the entries' versions right after each (16);
+# lld puts every entry first and all versions after them (16 * entries + ...)
+_CANDIDATE = re.compile(
+    rb"\x01\x00[\x01-\xff]\x00....(?:[\x10-\xff][\x00-\xff]|[\x00-\x0f][\x01-\xff])\x00\x00", re.DOTALL
+)
 
 
 def elf_hash(name: bytes) -> int:
@@ -191,9 +195,9 @@ def _chain(data: bytearray, start: int) -> Needs | str | None:
         if at + 16 > len(data):
             return "short"
         version, count, _file, aux, next_entry = struct.unpack_from("<HHIII", data, at)
-        if version != 1 or not 0 < count <= MAX_AUX or aux != 16:
+        if version != 1 or not 0 < count <= MAX_AUX or not 16 <= aux < MAX_AUX_OFFSET or aux % 4:
             return None
-        if next_entry and next_entry < 16 + 16 * count:
+        if next_entry % 4 or (next_entry and next_entry < 16):
             return None
         where = at + aux
         for number in range(count):
