@@ -23,6 +23,7 @@ from packaging.version import Version
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.installs.http import HttpError
 from buildmatrix.installs.resolve import UV_GLIBC_LEVELS, Resolution, resolve
+from buildmatrix.installs.resolve import uv_binary
 from buildmatrix.installs.scan import WheelScan, scan_wheels, tag_glibc
 from buildmatrix.model import Matrix, Release
 
@@ -244,6 +245,7 @@ def run_cells(
             on_resolved(cell, result)
         return result
 
+    uv_binary()  # found once, before the threads
     with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:
         resolutions = list(pool.map(one, cells))
     scans: dict[str, WheelScan] = {}

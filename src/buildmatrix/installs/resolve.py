@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import datetime
 import email.parser
+import functools
 import json
 import re
+import sys
 import tarfile
 import tempfile
 import threading
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin
 
 from packaging import tags
@@ -45,7 +47,7 @@ from packaging.version import InvalidVersion, Version
 
 from buildmatrix._call import call
 from buildmatrix.errors import CommandFailedError
-from buildmatrix.installs.http import HttpError, fetch, fetch_range, redact
+from buildmatrix.installs.http import HttpError, RangeNotSupported, download, fetch, fetch_range, redact
 from buildmatrix.installs.remotezip import RemoteWheel, WheelReadError
 from buildmatrix.installs.scan import WheelFile
 
@@ -57,6 +59,8 @@ PEP691 = "application/vnd.pypi.simple.v1+json"
 MAX_ROUNDS = 25  # uv runs per cell: one per source-only package found, plus the last
 PKG_INFO_LIMIT = 1 << 20
 PAGE_WORKERS = 16
+SDIST_LIMIT = 512 << 20  # a source distribution downloaded whole when its server ignores ranges
+_UV_LOCK = threading.Lock()
 _NO_WHEELS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?) has no usable wheels")
 _NEVER = 'python_version < "0"'  # a marker no interpreter matches: removes a package
 
@@ -205,22 +209,34 @@ def choose_wheel(
 
 
 class _SequentialRange:
-    """A forward-only file over a remote file, fetched in growing single ranges (for tar.gz)."""
+    """A forward-only file over a remote file, fetched in growing single ranges (for tar.gz).
+
+    A server that ignores ranges gets the file downloaded once (at most ``SDIST_LIMIT``).
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.position = 0
         self.size: int | None = None
         self.window = 64 << 10
+        self.whole: IO[bytes] | None = None
 
     def read(self, size: int = -1) -> bytes:
+        if self.whole is not None:
+            return self.whole.read(size)
         want = self.window if size is None or size < 0 else max(size, 1)
         if self.size is not None and self.position >= self.size:
             return b""
         end = self.position + max(want, self.window) - 1
         if self.size is not None:
             end = min(end, self.size - 1)
-        data, self.size = fetch_range(self.url, self.position, end)
+        try:
+            data, self.size = fetch_range(self.url, self.position, end)
+        except RangeNotSupported:
+            self.whole = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115: lives with self
+            download(self.url, self.whole, limit=SDIST_LIMIT)
+            self.whole.seek(self.position)
+            return self.whole.read(size)
         self.position += len(data)
         self.window = min(self.window * 2, 4 << 20)
         return data
@@ -270,23 +286,27 @@ def static_requirements(sdist: dict[str, Any]) -> tuple[str, ...] | None:
     return tuple(requires)
 
 
-def _uv() -> str:
+@functools.cache
+def uv_binary() -> str:
     """The uv this package depends on (its own binary), else whatever ``uv`` is on PATH."""
-    try:
-        from uv import find_uv_bin
+    with _UV_LOCK:  # find_uv_bin reads sysconfig, which is not safe to initialise from many threads
+        try:
+            from uv import find_uv_bin
 
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return "uv"
+            return str(find_uv_bin())
+        except (ImportError, FileNotFoundError, TypeError):
+            return "uv"
 
 
 def _uv_command(
     requirements: Path, overrides: Path, python: str, arch: str, glibc: Version, indexes: Sequence[str], cutoff: str | None
 ) -> list[str]:
     command = [
-        _uv(), "pip", "compile", str(requirements),
+        uv_binary(), "pip", "compile", str(requirements),
         "--python-platform", f"{arch}-manylinux_2_{glibc.minor}",
         "--python-version", python,
+        # Any interpreter serves a compile for another version: never let uv download one.
+        "--python", sys.executable, "--no-python-downloads", "--no-config",
         "--no-build", "--no-header", "--no-annotate", "--quiet",
         "--override", str(overrides),
         "--index-url", indexes[0],
