@@ -44,7 +44,9 @@ def build_wheel(
         **(files or {}),
         f"{dist}/__init__.py": b"",
         f"{info}/METADATA": metadata.encode(),
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: false\nTag: {tag}\n".encode(),
+        f"{info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: false\nTag: {tag}\n"
+        ).encode(),
     }
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dist}-{version}-{tag}.whl"
@@ -66,8 +68,10 @@ def build_sdist(folder: Path, name: str, version: str, pkg_info: str) -> Path:
     path = folder / f"{base}.tar.gz"
     members = {
         f"{base}/PKG-INFO": pkg_info.encode(),
-        f"{base}/setup.py": b"raise SystemExit('this sdist was built: the installs check must never build')\n",
-        f"{base}/pyproject.toml": b'[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n',
+        f"{base}/setup.py": b"raise SystemExit('this sdist was built: the installs check never builds')\n",
+        f"{base}/pyproject.toml": (
+            b'[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        ),
     }
     with tarfile.open(path, "w:gz") as archive:
         for member, data in members.items():
@@ -108,10 +112,10 @@ def serve_index(files: Sequence[Path], *, ranges: bool = True) -> Iterator[Serve
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def _send(self, status: int, body: bytes, content_type: str, extra: Mapping[str, str] = {}) -> None:  # noqa: B006
+        def _send(self, status: int, body: bytes, content_type: str, extra: Mapping[str, str] = {}) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -160,7 +164,8 @@ def serve_index(files: Sequence[Path], *, ranges: bool = True) -> Iterator[Serve
                 self._send(200, body, "application/vnd.pypi.simple.v1+json")
                 return
             links = "".join(
-                f'<a href="{html.escape(e["url"])}#sha256={e["hashes"]["sha256"]}">{html.escape(e["filename"])}</a>\n'
+                f'<a href="{html.escape(e["url"])}#sha256={e["hashes"]["sha256"]}">'
+                f"{html.escape(e['filename'])}</a>\n"
                 for e in entries
             )
             self._send(200, f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode(), "text/html")

@@ -47,7 +47,10 @@ def _compile(folder: Path, name: str, source: str, *args: str) -> bytes:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.c").write_text(source, encoding="utf-8")
     out = folder / f"{name}.so"
-    subprocess.run([_tool("gcc"), "-shared", "-fPIC", "-O1", "-fno-builtin", "-o", out, folder / f"{name}.c", *args], check=True)
+    subprocess.run(
+        [_tool("gcc"), "-shared", "-fPIC", "-O1", "-fno-builtin", "-o", out, folder / f"{name}.c", *args],
+        check=True,
+    )
     return out.read_bytes()
 
 
@@ -61,32 +64,52 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     patched_path = build / "libpatched.so"
     patched_path.write_bytes(plain)
     subprocess.run([_tool("patchelf"), "--set-rpath", LONG_RPATH, patched_path], check=True)
-    files = {
+    return {
         "meta": build_wheel(
-            folder, "ai-dynamo", "0.7.1", "py3-none-any",
+            folder,
+            "ai-dynamo",
+            "0.7.1",
+            "py3-none-any",
             extras=["vllm", "sglang"],
-            requires=['underclaim==1.0; extra == "vllm"', 'patched==1.0; extra == "vllm"',
-                      'srconly==1.0; extra == "vllm"', 'patched==1.0; extra == "sglang"'],
-        ),  # fmt: skip
+            requires=[
+                'underclaim==1.0; extra == "vllm"',
+                'patched==1.0; extra == "vllm"',
+                'srconly==1.0; extra == "vllm"',
+                'patched==1.0; extra == "sglang"',
+            ],
+        ),
         "underclaim": build_wheel(
-            folder, "underclaim", "1.0", "cp312-cp312-manylinux_2_17_x86_64", files={"underclaim/_fast.so": needs_229}
+            folder,
+            "underclaim",
+            "1.0",
+            "cp312-cp312-manylinux_2_17_x86_64",
+            files={"underclaim/_fast.so": needs_229},
         ),
         "patched": build_wheel(
-            folder, "patched", "1.0", "py3-none-manylinux_2_17_x86_64",
-            files={"patched.libs/libpatched.so": patched_path.read_bytes(), "patched/data.bin": random.Random(0).randbytes(1 << 20)},
-        ),  # fmt: skip
+            folder,
+            "patched",
+            "1.0",
+            "py3-none-manylinux_2_17_x86_64",
+            files={
+                "patched.libs/libpatched.so": patched_path.read_bytes(),
+                "patched/data.bin": random.Random(0).randbytes(1 << 20),
+            },
+        ),
         "srconly": build_sdist(
-            folder, "srconly", "1.0",
+            folder,
+            "srconly",
+            "1.0",
             "Metadata-Version: 2.2\nName: srconly\nVersion: 1.0\nRequires-Dist: helper==2.0\n"
             'Requires-Dist: never-installed; extra == "docs"\n',
-        ),  # fmt: skip
+        ),
         "helper": build_wheel(folder, "helper", "2.0", "py3-none-any"),
     }
-    return files
 
 
 @pytest.fixture(params=[True, False], ids=["ranges", "no-ranges"])
-def index(request: pytest.FixtureRequest, built: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+def index(
+    request: pytest.FixtureRequest, built: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Served]:
     monkeypatch.setenv("UV_NO_CACHE", "1")  # every test sees its own server, never a cached page
     with serve_index(list(built.values()), ranges=request.param) as served:
         yield served
@@ -114,7 +137,12 @@ def test_glibc_hashes_are_the_elf_hash_of_their_names() -> None:
 def test_scanner_agrees_with_the_full_elf_reader_on_a_patchelf_repaired_library(
     tmp_path: Path, chunk: int
 ) -> None:
-    plain = _compile(tmp_path, "plain", '#include <stdio.h>\n#include <math.h>\nint hi(double x){return puts("hi") + (int)log2(x);}\n', "-lm")
+    plain = _compile(
+        tmp_path,
+        "plain",
+        '#include <stdio.h>\n#include <math.h>\nint hi(double x){return puts("hi") + (int)log2(x);}\n',
+        "-lm",
+    )
     path = tmp_path / "lib.so"
     path.write_bytes(plain)
     subprocess.run([_tool("patchelf"), "--set-rpath", LONG_RPATH, path], check=True)
@@ -144,7 +172,9 @@ def test_scanner_skips_other_cpus_and_non_elf(tmp_path: Path) -> None:
 
 
 def test_tag_glibc_is_the_lowest_promise_for_the_arch() -> None:
-    assert tag_glibc("a-1-cp312-cp312-manylinux1_x86_64.manylinux_2_28_x86_64.whl", "x86_64") == Version("2.5")
+    assert tag_glibc("a-1-cp312-cp312-manylinux1_x86_64.manylinux_2_28_x86_64.whl", "x86_64") == Version(
+        "2.5"
+    )
     assert tag_glibc("a-1-cp312-cp312-manylinux_2_28_aarch64.whl", "x86_64") is None
     assert tag_glibc("a-1-py3-none-any.whl", "x86_64") is None
 
@@ -159,7 +189,13 @@ def test_remote_wheel_reads_few_bytes_with_ranges_and_everything_without(built: 
     for ranges in (True, False):
         with serve_index([wheel], ranges=ranges) as served:
             scans = scan_wheels(
-                [WheelFile(wheel.name, served.file_url(wheel.name), hashlib.sha256(wheel.read_bytes()).hexdigest())],
+                [
+                    WheelFile(
+                        wheel.name,
+                        served.file_url(wheel.name),
+                        hashlib.sha256(wheel.read_bytes()).hexdigest(),
+                    )
+                ],
                 "x86_64",
                 cache=None,
             )
@@ -169,11 +205,13 @@ def test_remote_wheel_reads_few_bytes_with_ranges_and_everything_without(built: 
             assert scan.set_by == "patched.libs/libpatched.so"
             assert scan.elf_glibc == "2.2.5"
             if ranges:
-                assert served.full_requests == 0 and served.range_requests >= 1
+                assert served.full_requests == 0
+                assert served.range_requests >= 1
                 assert scan.bytes_read < wheel.stat().st_size / 2  # the 1 MiB data file was not read
             else:
                 # The range request answered whole (dropped unread), then one download.
-                assert served.full_requests == 2 and served.range_requests == 0
+                assert served.full_requests == 2
+                assert served.range_requests == 0
                 assert scan.bytes_read == wheel.stat().st_size
 
 
@@ -211,9 +249,12 @@ def test_cache_entries_are_validated_not_trusted(built: dict[str, Path], tmp_pat
     with serve_index([wheel]) as served:
         entry = WheelFile(wheel.name, served.file_url(wheel.name), sha)
         first = scan_wheels([entry], "x86_64", cache=cache)[wheel.name]
-        assert first.elf_glibc == "2.29" and not first.cached
+        assert first.elf_glibc == "2.29"
+        assert not first.cached
         again = scan_wheels([entry], "x86_64", cache=cache)[wheel.name]
-        assert again.cached and again.elf_glibc == "2.29" and again.bytes_read == 0
+        assert again.cached
+        assert again.elf_glibc == "2.29"
+        assert again.bytes_read == 0
         record = json.loads((cache / f"{sha}.json").read_text())
         for poison in (
             {**record, "filename": "other-1.0-py3-none-any.whl", "elf_glibc": "2.5"},  # another wheel's entry
@@ -232,7 +273,9 @@ def test_cache_entries_are_validated_not_trusted(built: dict[str, Path], tmp_pat
 # ---------------------------------------------------------------------------
 
 
-def test_source_only_package_is_reported_and_the_rest_still_resolved(index: Served, built: dict[str, Path]) -> None:
+def test_source_only_package_is_reported_and_the_rest_still_resolved(
+    index: Served, built: dict[str, Path]
+) -> None:
     resolution = resolve(
         "ai-dynamo[vllm]==0.7.1", python="3.12", arch="x86_64", glibc=Version("2.28"), indexes=[index.url]
     )
@@ -248,15 +291,45 @@ def test_cli_cells_floor_set_by_underclaims_and_verdicts(
     cli: Callable[..., Result], index: Served, built: dict[str, Path], tmp_path: Path
 ) -> None:
     result = cli(
-        "installs", "--release", "v0.7.1", "--arch", "x86_64", "--python", "3.12",
-        "--extra", "vllm", "--extra", "sglang", "--glibc", "2.28", "2.35",
-        "--index-url", index.url, "--cache", tmp_path / "cache", "--format", "json",
-    )  # fmt: skip
-    assert result.code == 1, result.err  # vllm fails: a source-only package and a 2.29 need at 2.28
+        "installs",
+        "--release",
+        "v0.7.1",
+        "--arch",
+        "x86_64",
+        "--python",
+        "3.12",
+        "--extra",
+        "vllm",
+        "--extra",
+        "sglang",
+        "--glibc",
+        "2.28",
+        "2.35",
+        "--index-url",
+        index.url,
+        "--cache",
+        tmp_path / "cache",
+        "--format",
+        "json",
+    )
+    assert result.code == 1, result.err  # vllm fails: a source-only package, a 2.29 need at 2.28
     cells = {(c["extra"], c["target_glibc"]): c for c in _cells(result)}
     assert set(cells) == {("vllm", "2.28"), ("vllm", "2.35"), ("sglang", "2.28"), ("sglang", "2.35")}
-    fields = ["release", "extra", "python", "arch", "target_glibc", "resolved", "floor", "set_by",
-              "source_only", "underclaims", "wheels", "bytes_read", "ok"]  # fmt: skip
+    fields = [
+        "release",
+        "extra",
+        "python",
+        "arch",
+        "target_glibc",
+        "resolved",
+        "floor",
+        "set_by",
+        "source_only",
+        "underclaims",
+        "wheels",
+        "bytes_read",
+        "ok",
+    ]
     assert all(list(cell) == fields for cell in cells.values())
     vllm = cells[("vllm", "2.28")]
     assert vllm["resolved"] is True
@@ -273,19 +346,38 @@ def test_cli_cells_floor_set_by_underclaims_and_verdicts(
     sglang = cells[("sglang", "2.28")]
     assert sglang["floor"] == "2.17"  # the tag promises more than the library needs (2.2.5)
     assert sglang["set_by"] is None
-    assert sglang["ok"] is True and cells[("sglang", "2.35")]["ok"] is True
+    assert sglang["ok"] is True
+    assert cells[("sglang", "2.35")]["ok"] is True
     assert "srconly has no wheel and no static metadata" not in result.err
     assert "this sdist was built" not in result.err
 
 
-def test_cli_failed_resolution_is_a_finding(cli: Callable[..., Result], index: Served, tmp_path: Path) -> None:
+def test_cli_failed_resolution_is_a_finding(
+    cli: Callable[..., Result], index: Served, tmp_path: Path
+) -> None:
     result = cli(
-        "installs", "--release", "v0.7.0", "--arch", "x86_64", "--python", "3.12", "--extra", "sglang",
-        "--glibc", "2.28", "--index-url", index.url, "--no-cache", "--format", "json",
-    )  # fmt: skip
+        "installs",
+        "--release",
+        "v0.7.0",
+        "--arch",
+        "x86_64",
+        "--python",
+        "3.12",
+        "--extra",
+        "sglang",
+        "--glibc",
+        "2.28",
+        "--index-url",
+        index.url,
+        "--no-cache",
+        "--format",
+        "json",
+    )
     assert result.code == 1
     (cell,) = _cells(result)
-    assert cell["resolved"] is False and cell["ok"] is False and cell["floor"] is None
+    assert cell["resolved"] is False
+    assert cell["ok"] is False
+    assert cell["floor"] is None
     assert "resolution failed" in result.err
 
 
@@ -322,9 +414,22 @@ def test_write_then_docs_and_verify_show_the_contradiction(
     matrix_path = _matrix_copy(repo_root, tmp_path)
     with serve_index(list(built.values())) as served:
         result = cli(
-            "installs", "--matrix", matrix_path, "--release", "v0.7.1", "--arch", "x86_64", "--python", "3.12",
-            "--extra", "vllm", "--index-url", served.url, "--no-cache", "--write",
-        )  # fmt: skip
+            "installs",
+            "--matrix",
+            matrix_path,
+            "--release",
+            "v0.7.1",
+            "--arch",
+            "x86_64",
+            "--python",
+            "3.12",
+            "--extra",
+            "vllm",
+            "--index-url",
+            served.url,
+            "--no-cache",
+            "--write",
+        )
     assert result.code == 1, result.err
     written = json.loads((tmp_path / "docs" / "installs.json").read_text())
     assert written["indexes"] == [served.url]
@@ -333,15 +438,20 @@ def test_write_then_docs_and_verify_show_the_contradiction(
     page = (tmp_path / "docs" / "support-matrix.md").read_text()
     assert "### Effective glibc floor" in page
     assert f"`underclaim/_fast.so` in {built['underclaim'].name}" in page
-    assert "v0.7.1 [vllm] x86_64 Python 3.12 contradicts the claimed floor glibc >=2.28: needs glibc 2.29" in page
+    assert (
+        "v0.7.1 [vllm] x86_64 Python 3.12 contradicts the claimed floor glibc >=2.28: needs glibc 2.29"
+        in page
+    )
     assert "Ubuntu 22.04 (glibc 2.35): no wheel for srconly==1.0" in page
     assert cli("docs", "--matrix", matrix_path, "--check").code == 0  # offline: reads the committed file
     matrix = load_matrix(matrix_path)
     checks = results_module.check_results(matrix, None)
-    assert len(checks) == 4  # one per cell: the claim's 2.28, the OS rows' 2.34, 2.35 and 2.39
+    assert len(checks) == 4  # one per cell: the claim's 2.28, the OS rows' 2.34, 2.35
+    assert 2.39
     assert not any(check.ok for check in checks)
     at_234 = next(check for check in checks if check.name.endswith("glibc 2.34"))
-    assert "CentOS Stream 9 (glibc 2.34)" in at_234.expected and "Amazon Linux 2023 (glibc 2.34)" in at_234.expected
+    assert "CentOS Stream 9 (glibc 2.34)" in at_234.expected
+    assert "Amazon Linux 2023 (glibc 2.34)" in at_234.expected
     assert any("needs glibc 2.29" in check.found for check in checks)
 
 
@@ -350,12 +460,28 @@ def test_results_that_lie_about_ok_are_bad_input(
 ) -> None:
     matrix_path = _matrix_copy(repo_root, tmp_path)
     cell = {
-        "release": "v0.7.1", "extra": "vllm", "python": "3.12", "arch": "x86_64", "target_glibc": "2.28",
-        "resolved": True, "floor": "2.29", "set_by": None, "source_only": [], "underclaims": [],
-        "wheels": 1, "bytes_read": 1, "ok": True,
-    }  # fmt: skip
+        "release": "v0.7.1",
+        "extra": "vllm",
+        "python": "3.12",
+        "arch": "x86_64",
+        "target_glibc": "2.28",
+        "resolved": True,
+        "floor": "2.29",
+        "set_by": None,
+        "source_only": [],
+        "underclaims": [],
+        "wheels": 1,
+        "bytes_read": 1,
+        "ok": True,
+    }
     (tmp_path / "docs").mkdir()
-    document = {"schema": 1, "date": "2026-01-01", "as_of": None, "indexes": ["https://pypi.org/simple"], "cells": [cell]}
+    document = {
+        "schema": 1,
+        "date": "2026-01-01",
+        "as_of": None,
+        "indexes": ["https://pypi.org/simple"],
+        "cells": [cell],
+    }
     (tmp_path / "docs" / "installs.json").write_text(json.dumps(document))
     result = cli("docs", "--matrix", matrix_path)
     assert result.code == 2
@@ -370,17 +496,29 @@ def test_results_that_lie_about_ok_are_bad_input(
 @pytest.mark.network
 def test_v071_vllm_needs_glibc_229_from_the_vllm_wheel(cli: Callable[..., Result], tmp_path: Path) -> None:
     result = cli(
-        "installs", "--release", "v0.7.1", "--extra", "vllm", "--arch", "x86_64", "--python", "3.12",
-        "--cache", tmp_path / "cache", "--format", "json",
-    )  # fmt: skip
+        "installs",
+        "--release",
+        "v0.7.1",
+        "--extra",
+        "vllm",
+        "--arch",
+        "x86_64",
+        "--python",
+        "3.12",
+        "--cache",
+        tmp_path / "cache",
+        "--format",
+        "json",
+    )
     assert result.code == 1, result.err
     cells = {c["target_glibc"]: c for c in _cells(result)}
-    assert set(cells) == {"2.28", "2.34", "2.35", "2.39"}  # the claim and every x86_64 OS row's glibc
+    assert set(cells) == {"2.28", "2.34", "2.35", "2.39"}  # the claim, every x86_64 OS row's glibc
     claimed = cells["2.28"]
     assert claimed["resolved"] is True
     assert claimed["floor"] == "2.29"
     assert claimed["set_by"]["wheel"].startswith("vllm-0.11.0-")
-    assert claimed["set_by"]["member"].startswith("vllm/") and claimed["set_by"]["member"].endswith(".so")
+    assert claimed["set_by"]["member"].startswith("vllm/")
+    assert claimed["set_by"]["member"].endswith(".so")
     assert any(u["wheel"].startswith("vllm-0.11.0-") and u["needs"] == "2.29" for u in claimed["underclaims"])
     assert claimed["ok"] is False
     assert "flashinfer-python==0.3.1" in claimed["source_only"]  # no wheel at all: named

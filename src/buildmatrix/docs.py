@@ -230,7 +230,9 @@ def _effective_floors(matrix: Matrix) -> list[str]:
         return []
     blocks = ["### Effective glibc floor\n", found.source + "\n", _table(found.header, found.rows)]
     if found.contradicted:
-        blocks.append(_admonition("Warning", ["The measured results contradict the matrix:", *found.contradicted]))
+        blocks.append(
+            _admonition("Warning", ["The measured results contradict the matrix:", *found.contradicted])
+        )
     return blocks
 
 

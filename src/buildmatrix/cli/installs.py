@@ -62,13 +62,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--index-url",
         action="append",
         metavar="URL",
-        help="resolve from this index instead of the matrix's [installs] indexes (repeatable; first is primary)",
+        help="resolve from this index instead of the matrix's [installs] indexes "
+        "(repeatable; the first is primary)",
     )
     parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     parser.add_argument(
         "--write",
         action="store_true",
-        help="merge the cells into the committed results file ([installs] results) for the docs page and verify",
+        help="merge the cells into the committed results file ([installs] results) "
+        "that the docs page and verify read",
     )
     parser.add_argument(
         "--cache",
@@ -143,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             ui.stderr.print(f"{label}: {problem}", markup=False, soft_wrap=True)
         for name in verdict.unknown_dependencies:
             ui.stderr.print(
-                f"{label}: {name} has no wheel and no static metadata (PEP 643): its dependencies are unknown",
+                f"{label}: {name} has no wheel and no static metadata (PEP 643): "
+                "its dependencies are unknown",
                 markup=False,
                 soft_wrap=True,
             )
@@ -191,8 +194,19 @@ def _print_table(verdicts: list) -> None:  # type: ignore[type-arg]
     ui.stdout.print(
         ui.table(
             f"{len(verdicts)} cells, {failed} not ok",
-            ["release", "extra", "python", "arch", "target", "floor", "set by", "source only",
-             "underclaims", "wheels", "verdict"],  # fmt: skip
+            [
+                "release",
+                "extra",
+                "python",
+                "arch",
+                "target",
+                "floor",
+                "set by",
+                "source only",
+                "underclaims",
+                "wheels",
+                "verdict",
+            ],
             rows,
         )
     )
@@ -208,8 +222,9 @@ def _print_summary(verdicts: list, elapsed: float) -> None:  # type: ignore[type
         good = sorted(v.cell.key.target_glibc for v in members if v.ok)
         floors = {str(v.floor) for v in members if v.floor is not None}
         lowest = f"installs and loads from glibc {good[0]}" if good else "installs at none of the targets"
+        floor_text = ", ".join(sorted(floors)) or "?"
         ui.stderr.print(
-            f"{release} [{extra}] py{python} {arch}: effective floor {', '.join(sorted(floors)) or '?'}; {lowest}",
+            f"{release} [{extra}] py{python} {arch}: effective floor {floor_text}; {lowest}",
             markup=False,
             soft_wrap=True,
         )

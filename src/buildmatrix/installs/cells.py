@@ -22,8 +22,7 @@ from packaging.version import Version
 
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.installs.http import HttpError
-from buildmatrix.installs.resolve import UV_GLIBC_LEVELS, Resolution, resolve
-from buildmatrix.installs.resolve import uv_binary
+from buildmatrix.installs.resolve import UV_GLIBC_LEVELS, Resolution, resolve, uv_binary
 from buildmatrix.installs.scan import WheelScan, scan_wheels, tag_glibc
 from buildmatrix.model import Matrix, Release
 
@@ -166,7 +165,10 @@ def plan_cells(
                         matrix.installs.indexes_for(framework.extra, arch) if matrix.installs else ()
                     )
                     if not indexes:
-                        msg = f"{matrix.path}: installs.index: no index serves extra {framework.extra!r} on {arch}"
+                        msg = (
+                            f"{matrix.path}: installs.index: no index serves extra "
+                            f"{framework.extra!r} on {arch}"
+                        )
                         raise UsageError(msg)
                     requirement = f"{meta.name}[{framework.extra}]=={release.version}"
                     for target in sorted(targets):

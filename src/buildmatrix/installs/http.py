@@ -30,7 +30,7 @@ class HttpError(Exception):
     """A request failed: unreachable host, an error status, a malformed answer."""
 
 
-class RangeNotSupported(HttpError):  # noqa: N818: a condition, not a failure of the caller
+class RangeNotSupported(HttpError):
     """The server answered a range request with the whole file (status 200)."""
 
 

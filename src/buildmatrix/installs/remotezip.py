@@ -102,7 +102,7 @@ class RemoteWheel:
             source: IO[bytes] = _Sparse(self, self.size, tail)  # type: ignore[assignment]
         except RangeNotSupported:
             self.ranges = False
-            self._local = tempfile.TemporaryFile()  # noqa: SIM115: closed by close()
+            self._local = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
             try:
                 self.size = download(self.url, self._local, limit=MAX_WHEEL)
             except HttpError as error:
@@ -159,7 +159,9 @@ class MemberStream(io.RawIOBase):
         info, wheel = self.info, self.wheel
         start = info.header_offset
         window = FIRST_WINDOW
-        head_end = min(wheel.size, start + _LOCAL_HEADER.size + len(info.orig_filename.encode()) + 1024 + window)
+        head_end = min(
+            wheel.size, start + _LOCAL_HEADER.size + len(info.orig_filename.encode()) + 1024 + window
+        )
         head = wheel.read_range(start, head_end)
         if len(head) < _LOCAL_HEADER.size:
             msg = f"{info.filename}: truncated local header"

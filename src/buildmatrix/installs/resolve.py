@@ -95,8 +95,11 @@ class _Pages:
             if key in self.pages:
                 return self.pages[key]
         url = index.rstrip("/") + f"/{name}/"
+        page: dict[str, Any] | None
         try:
             page = json.loads(fetch(url, PEP691).body)
+            if not isinstance(page, dict):
+                raise ValueError("not a JSON object")
         except HttpError as error:
             if "HTTP 404" in str(error):
                 page = None
@@ -127,7 +130,9 @@ def platform_tags(python: str, arch: str, glibc: Version) -> list[tags.Tag]:
     version = (major, minor_py)
     return [
         *tags.cpython_tags(python_version=version, platforms=platforms),
-        *tags.compatible_tags(python_version=version, interpreter=f"cp{major}{minor_py}", platforms=platforms),
+        *tags.compatible_tags(
+            python_version=version, interpreter=f"cp{major}{minor_py}", platforms=platforms
+        ),
     ]
 
 
@@ -165,7 +170,11 @@ def _project_files(indexes: Sequence[str], name: str) -> list[dict[str, Any]]:
 
 
 def choose_wheel(
-    indexes: Sequence[str], name: NormalizedName, version: Version, ranked: Sequence[tags.Tag], cutoff: str | None
+    indexes: Sequence[str],
+    name: NormalizedName,
+    version: Version,
+    ranked: Sequence[tags.Tag],
+    cutoff: str | None,
 ) -> tuple[WheelFile | None, dict[str, Any] | None]:
     """The wheel an installer picks for ``name==version``, and the version's sdist entry."""
     rank = {tag: position for position, tag in enumerate(ranked)}
@@ -203,7 +212,9 @@ def choose_wheel(
     sha256 = hashes.get("sha256", "") if isinstance(hashes, dict) else ""
     size = entry.get("size")
     return (
-        WheelFile(entry["filename"], entry["url"], str(sha256).lower(), size if isinstance(size, int) else None),
+        WheelFile(
+            entry["filename"], entry["url"], str(sha256).lower(), size if isinstance(size, int) else None
+        ),
         sdist,
     )
 
@@ -233,7 +244,7 @@ class _SequentialRange:
         try:
             data, self.size = fetch_range(self.url, self.position, end)
         except RangeNotSupported:
-            self.whole = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115: lives with self
+            self.whole = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 (lives with self)
             download(self.url, self.whole, limit=SDIST_LIMIT)
             self.whole.seek(self.position)
             return self.whole.read(size)
@@ -299,7 +310,14 @@ def uv_binary() -> str:
 
 
 def _uv_command(
-    requirements: Path, overrides: Path, python: str, arch: str, glibc: Version, indexes: Sequence[str], cutoff: str | None
+    requirements: Path,
+    overrides: Path,
+    *,
+    python: str,
+    arch: str,
+    glibc: Version,
+    indexes: Sequence[str],
+    cutoff: str | None,
 ) -> list[str]:
     command = [
         uv_binary(), "pip", "compile", str(requirements),
@@ -340,7 +358,9 @@ def resolve(
         for _round in range(MAX_ROUNDS):
             requirements.write_text("\n".join([requirement, *extra_requirements]) + "\n", encoding="utf-8")
             overrides.write_text("".join(f"{name} ; {_NEVER}\n" for name in removed), encoding="utf-8")
-            command = _uv_command(requirements, overrides, python, arch, glibc, indexes, cutoff)
+            command = _uv_command(
+                requirements, overrides, python=python, arch=arch, glibc=glibc, indexes=indexes, cutoff=cutoff
+            )
             try:
                 output = call(*command, capture_stdout=True, echo=False)
             except CommandFailedError as error:
@@ -353,14 +373,16 @@ def resolve(
                 requires = _sdist_requirements(indexes, name, version, cutoff)
                 result.source_only.append(SourceOnly(name, version, requires))
                 removed.append(name)
-                extra_requirements += [r for r in requires or () if "extra ==" not in r and "extra==" not in r]
+                extra_requirements += [
+                    r for r in requires or () if "extra ==" not in r and "extra==" not in r
+                ]
                 continue
             break
         else:
             result.error = f"more than {MAX_ROUNDS} packages without usable wheels"
             return result
-    for line in output.splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw_line in output.splitlines():
+        line = raw_line.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
             continue
         try:

@@ -213,7 +213,9 @@ def contradictions(matrix: Matrix, results: Results) -> list[Contradiction]:
         if cell.target_glibc == claimed:
             claims.append(f"the claimed floor glibc >={claimed}")
         claims += [
-            f"{label} (glibc {glibc})" for label, glibc in os_glibcs(matrix, cell.arch) if glibc == cell.target_glibc
+            f"{label} (glibc {glibc})"
+            for label, glibc in os_glibcs(matrix, cell.arch)
+            if glibc == cell.target_glibc
         ]
         if not claims or cell.ok:
             continue
@@ -263,9 +265,7 @@ def floor_table(matrix: Matrix) -> FloorTable | None:
         cells.sort(key=lambda cell: cell.target_glibc)
         at_claim = next((cell for cell in cells if cell.target_glibc == claimed), cells[0])
         floor = "does not resolve" if not at_claim.resolved else f">={at_claim.floor}"
-        set_by = (
-            f"`{at_claim.set_by['member']}` in {at_claim.set_by['wheel']}" if at_claim.set_by else ""
-        )
+        set_by = f"`{at_claim.set_by['member']}` in {at_claim.set_by['wheel']}" if at_claim.set_by else ""
         lowest = next((cell.target_glibc for cell in cells if cell.ok), None)
         verdicts = ", ".join(f"{cell.target_glibc} {'✅' if cell.ok else '❌'}" for cell in cells)
         no_wheel = sorted({name for cell in cells for name in cell.source_only})
@@ -317,17 +317,26 @@ def check_results(matrix: Matrix, releases: Sequence[Release] | None) -> list[Ch
         if names is not None and cell.release not in names:
             continue
         claims = [f"the claimed floor glibc >={claimed}"] if cell.target_glibc == claimed else []
-        claims += [f"{label} (glibc {glibc})" for label, glibc in os_glibcs(matrix, cell.arch) if glibc == cell.target_glibc]
+        claims += [
+            f"{label} (glibc {glibc})"
+            for label, glibc in os_glibcs(matrix, cell.arch)
+            if glibc == cell.target_glibc
+        ]
         if not claims:
             continue
         checks.append(
             Check(
                 subject=subject,
-                name=f"{cell.release} [{cell.extra}] {cell.arch} py{cell.python} at glibc {cell.target_glibc}",
+                name=(
+                    f"{cell.release} [{cell.extra}] {cell.arch} py{cell.python} at glibc {cell.target_glibc}"
+                ),
                 expected="installs from wheels and loads on " + ", ".join(claims),
                 found="ok" if cell.ok else _why(cell),
                 ok=cell.ok,
-                detail="" if cell.ok else f"measured {results.date}: fix the claim or the set, then rerun `buildmatrix installs --write`",
+                detail=""
+                if cell.ok
+                else f"measured {results.date}: fix the claim or the set, then rerun "
+                "`buildmatrix installs --write`",
             )
         )
     return checks

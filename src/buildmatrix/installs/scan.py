@@ -11,6 +11,7 @@ validates, so a damaged or planted entry is rescanned, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -170,46 +171,54 @@ def _scan_one(wheel_file: WheelFile, arch: str, pool: ThreadPoolExecutor) -> Whe
         wheel.close()
 
 
-def _read_cache(cache: Path, wheel_file: WheelFile) -> WheelScan | None:
-    """The cached scan, only if it validates field by field against what we asked for."""
-    if not _SHA256.fullmatch(wheel_file.sha256):
-        return None
-    path = cache / f"{wheel_file.sha256}.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    try:
-        if not isinstance(record, dict) or record.get("schema") != CACHE_SCHEMA:
-            return None
-        if record["sha256"] != wheel_file.sha256 or record["filename"] != wheel_file.filename:
-            return None
-        ints = [record[key] for key in ("elf_members", "by_hash", "skipped", "size")]
-        if not all(type(value) is int and value >= 0 for value in ints):
-            return None
-        glibc, set_by = record["elf_glibc"], record["set_by"]
-        if (glibc is None) != (set_by is None):
-            return None
-        if glibc is not None:
-            if not isinstance(glibc, str) or not isinstance(set_by, str) or Version(glibc).major != 2:
-                return None
-            glibc = str(Version(glibc))
-        if record["errors"]:
-            return None  # a scan with errors is never cached; a record saying so is not ours
-    except (KeyError, TypeError, InvalidVersion):
-        return None
+class _Invalid(Exception):
+    """A cache entry that is not exactly what this scan would have written."""
+
+
+def _validated(record: object, wheel_file: WheelFile) -> WheelScan:
+    if not isinstance(record, dict) or record.get("schema") != CACHE_SCHEMA:
+        raise _Invalid
+    if record.get("sha256") != wheel_file.sha256 or record.get("filename") != wheel_file.filename:
+        raise _Invalid  # another wheel's entry under this name
+    counts = [record.get(key) for key in ("elf_members", "by_hash", "skipped", "size")]
+    if not all(type(value) is int and value >= 0 for value in counts):
+        raise _Invalid
+    glibc, set_by = record.get("elf_glibc"), record.get("set_by")
+    if (glibc is None) != (set_by is None) or record.get("errors") != []:
+        raise _Invalid  # a scan with errors is never cached: such a record is not ours
+    if glibc is not None:
+        if not isinstance(glibc, str) or not isinstance(set_by, str):
+            raise _Invalid
+        try:
+            parsed = Version(glibc)
+        except InvalidVersion:
+            raise _Invalid from None
+        if parsed.major != 2 or str(parsed) != glibc:
+            raise _Invalid
+    elf_members, by_hash, skipped, size = (int(value) for value in counts)  # type: ignore[arg-type]
     return WheelScan(
         filename=wheel_file.filename,
         sha256=wheel_file.sha256,
         elf_glibc=glibc,
         set_by=set_by,
-        elf_members=ints[0],
-        by_hash=ints[1],
-        skipped=ints[2],
+        elf_members=elf_members,
+        by_hash=by_hash,
+        skipped=skipped,
         bytes_read=0,
-        size=ints[3],
+        size=size,
         cached=True,
     )
+
+
+def _read_cache(cache: Path, wheel_file: WheelFile) -> WheelScan | None:
+    """The cached scan, only if it validates field by field against what we asked for."""
+    if not _SHA256.fullmatch(wheel_file.sha256):
+        return None
+    try:
+        record = json.loads((cache / f"{wheel_file.sha256}.json").read_text(encoding="utf-8"))
+        return _validated(record, wheel_file)
+    except (OSError, ValueError, _Invalid):
+        return None
 
 
 def _write_cache(cache: Path, scan: WheelScan) -> None:
@@ -218,10 +227,8 @@ def _write_cache(cache: Path, scan: WheelScan) -> None:
     record = {"schema": CACHE_SCHEMA, **scan.to_json()}
     record.pop("cached")
     record.pop("bytes_read")
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs a rescan next time
         write_text_atomic(cache / f"{scan.sha256}.json", json.dumps(record, indent=1) + "\n")
-    except OSError:
-        pass  # a read-only cache only costs a rescan next time
 
 
 def scan_wheels(

@@ -137,7 +137,7 @@ class NeedScanner:
         if self.machine is not None and machine != self.machine:
             self.state = "other-arch"
             return
-        phoff, = struct.unpack_from("<Q", data, 32)
+        (phoff,) = struct.unpack_from("<Q", data, 32)
         phentsize, phnum = struct.unpack_from("<HH", data, 54)
         end = phoff + phentsize * phnum
         if phentsize < 56 or phnum == 0 or end > 1 << 20:
@@ -185,7 +185,7 @@ class NeedScanner:
             self.base += drop
 
 
-def _chain(data: bytearray, start: int) -> Needs | str | None:
+def _chain(data: bytearray, start: int) -> Needs | str | None:  # noqa: PLR0911 (one return per rule)
     """Needs when a well-formed version-need chain starts at ``start``; "short" for more data."""
     versions: set[str] = set()
     indexes: set[int] = set()
@@ -223,4 +223,6 @@ def _chain(data: bytearray, start: int) -> Needs | str | None:
         return None
     if not versions:
         return None  # a chain needing no GLIBC version at all: let the full read confirm it
-    return Needs(tuple(sorted(versions, key=lambda n: (glibc_of_version_name(n) or Version("0"), n))), unknown)
+    return Needs(
+        tuple(sorted(versions, key=lambda n: (glibc_of_version_name(n) or Version("0"), n))), unknown
+    )
