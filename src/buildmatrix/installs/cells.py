@@ -108,11 +108,28 @@ def claimed_floor(matrix: Matrix) -> Version:
     return Version(f"{major}.{minor}")
 
 
-def os_glibcs(matrix: Matrix, arch: str) -> list[tuple[str, Version]]:
-    """(row label, glibc) for every OS and cloud row of ``arch`` that states its glibc."""
-    rows = [(f"{o.name} {o.version}", o.glibc) for o in matrix.operating_systems if o.arch == arch]
-    rows += [(f"{c.os} {c.version}", c.glibc) for c in matrix.clouds if c.arch == arch]
-    return [(label, glibc) for label, glibc in rows if glibc is not None]
+def os_glibcs(
+    matrix: Matrix, arch: str, claimed_for: dict[str, str] | None = None
+) -> list[tuple[str, Version]]:
+    """(row label, glibc) for every OS and cloud row of ``arch`` that states its glibc.
+
+    With ``claimed_for`` (release, framework, python attributes), only the rows
+    the matrix's rules claim for them (Python 3.12 only on Ubuntu 24.04).
+    """
+    rows: list[tuple[str, Version | None, str | None]] = [
+        (f"{o.name} {o.version}", o.glibc, o.id) for o in matrix.operating_systems if o.arch == arch
+    ]
+    rows += [(f"{c.os} {c.version}", c.glibc, None) for c in matrix.clouds if c.arch == arch]
+    found = []
+    for label, glibc, os_id in rows:
+        if glibc is None:
+            continue
+        if claimed_for is not None:
+            attributes = {**claimed_for, "arch": arch} | ({"os": os_id} if os_id else {})
+            if not all(rule.permits(attributes) for rule in matrix.rules):
+                continue
+        found.append((label, glibc))
+    return found
 
 
 def plan_cells(

@@ -61,7 +61,7 @@ PKG_INFO_LIMIT = 1 << 20
 PAGE_WORKERS = 16
 SDIST_LIMIT = 512 << 20  # a source distribution downloaded whole when its server ignores ranges
 _UV_LOCK = threading.Lock()
-_NO_WHEELS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?) has no usable wheels")
+_NO_WHEELS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+?) has no usable wheels")
 _NEVER = 'python_version < "0"'  # a marker no interpreter matches: removes a package
 
 

@@ -214,7 +214,7 @@ def contradictions(matrix: Matrix, results: Results) -> list[Contradiction]:
             claims.append(f"the claimed floor glibc >={claimed}")
         claims += [
             f"{label} (glibc {glibc})"
-            for label, glibc in os_glibcs(matrix, cell.arch)
+            for label, glibc in os_glibcs(matrix, cell.arch, _attributes(matrix, cell))
             if glibc == cell.target_glibc
         ]
         if not claims or cell.ok:
@@ -222,6 +222,12 @@ def contradictions(matrix: Matrix, results: Results) -> list[Contradiction]:
         why = _why(cell)
         found += [Contradiction(cell, claim, why) for claim in claims]
     return found
+
+
+def _attributes(matrix: Matrix, cell: ResultCell) -> dict[str, str]:
+    """The rule attributes of a cell: the framework whose extra it is, its release and Python."""
+    framework = next((f.name for f in matrix.frameworks if f.extra == cell.extra), cell.extra)
+    return {"release": cell.release, "framework": framework, "python": cell.python}
 
 
 def _why(cell: ResultCell) -> str:
@@ -265,6 +271,8 @@ def floor_table(matrix: Matrix) -> FloorTable | None:
         cells.sort(key=lambda cell: cell.target_glibc)
         at_claim = next((cell for cell in cells if cell.target_glibc == claimed), cells[0])
         floor = "does not resolve" if not at_claim.resolved else f">={at_claim.floor}"
+        if at_claim.resolved and at_claim.source_only:
+            floor += f" (without {', '.join(at_claim.source_only)})"
         set_by = f"`{at_claim.set_by['member']}` in {at_claim.set_by['wheel']}" if at_claim.set_by else ""
         lowest = next((cell.target_glibc for cell in cells if cell.ok), None)
         verdicts = ", ".join(f"{cell.target_glibc} {'✅' if cell.ok else '❌'}" for cell in cells)
@@ -319,7 +327,7 @@ def check_results(matrix: Matrix, releases: Sequence[Release] | None) -> list[Ch
         claims = [f"the claimed floor glibc >={claimed}"] if cell.target_glibc == claimed else []
         claims += [
             f"{label} (glibc {glibc})"
-            for label, glibc in os_glibcs(matrix, cell.arch)
+            for label, glibc in os_glibcs(matrix, cell.arch, _attributes(matrix, cell))
             if glibc == cell.target_glibc
         ]
         if not claims:
