@@ -30,6 +30,8 @@ from buildmatrix.installs.resolve import resolve
 from buildmatrix.installs.scan import WheelFile, scan_wheels, tag_glibc
 from buildmatrix.installs.verneed import GLIBC_BY_HASH, NeedScanner, elf_hash, glibc_of_version_name
 from buildmatrix.loader import load_matrix
+from buildmatrix.model import Matrix
+from buildmatrix.verify import VerifyOptions, verify
 from tests.conftest import Result
 from tests.localindex import Served, build_sdist, build_wheel, serve_index
 
@@ -530,3 +532,16 @@ def test_v071_vllm_needs_glibc_229_from_the_vllm_wheel(cli: Callable[..., Result
         assert cell["resolved"] is True
         assert Version(cell["floor"]) <= Version(target) or target == "2.28"
     assert sum(c["bytes_read"] for c in cells.values()) > 0
+
+
+def test_committed_results_make_verify_fail_on_the_real_matrix(real_matrix: Matrix) -> None:
+    """The committed docs/installs.json (from PyPI) disproves the claimed 2.28 for v0.7.1 [vllm]."""
+    checks = results_module.check_results(real_matrix, None)
+    failing = {check.name: check for check in checks if not check.ok}
+    claim = failing["v0.7.1 [vllm] x86_64 py3.12 at glibc 2.28"]
+    assert "the claimed floor glibc >=2.28" in claim.expected
+    assert "needs glibc 2.29 (vllm-0.11.0-" in claim.found
+    assert "no wheel for flashinfer-python==0.3.1" in claim.found
+    report = verify(real_matrix, VerifyOptions())
+    assert report.exit_code == 1
+    assert claim in report.checks
