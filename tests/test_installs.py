@@ -492,6 +492,16 @@ def test_results_that_lie_about_ok_are_bad_input(
     result = cli("docs", "--matrix", matrix_path)
     assert result.code == 2
     assert "installs.json: cells[0].ok" in result.err
+    for field, value, message in (
+        ("wheels", -1, "cells[0].wheels"),
+        ("underclaims", ["x"], "cells[0].underclaims"),
+        ("target_glibc", "soon", "cells[0].target_glibc"),
+    ):
+        document["cells"] = [{**cell, "ok": False, field: value}]
+        (tmp_path / "docs" / "installs.json").write_text(json.dumps(document))
+        bad = cli("docs", "--matrix", matrix_path)
+        assert bad.code == 2
+        assert message in bad.err
 
 
 # ---------------------------------------------------------------------------

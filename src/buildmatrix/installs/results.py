@@ -98,6 +98,17 @@ def _cell(entry: object, where: str) -> ResultCell:
     ):
         msg = f"{where}.set_by: expected null or {{wheel, member}} strings"
         raise UsageError(msg)
+    for name in ("wheels", "bytes_read"):
+        if type(entry[name]) is not int or entry[name] < 0:
+            msg = f"{where}.{name}: expected a non-negative integer"
+            raise UsageError(msg)
+    underclaims = entry["underclaims"]
+    if not isinstance(underclaims, list) or not all(
+        isinstance(u, dict) and all(isinstance(u.get(k), str) for k in ("wheel", "tag", "needs"))
+        for u in underclaims
+    ):
+        msg = f"{where}.underclaims: expected an array of {{wheel, tag, needs, member}}"
+        raise UsageError(msg)
     source_only = entry["source_only"]
     if not isinstance(source_only, list) or not all(isinstance(s, str) for s in source_only):
         msg = f"{where}.source_only: expected an array of strings"
