@@ -9,6 +9,7 @@ nox -s images -- ...    buildmatrix images (posargs passed through)
 nox -s docs             regenerate docs/support-matrix.md (`-- --check` only checks)
 nox -s ci_matrix -- ... the CI job matrices (buildmatrix ci, posargs passed through)
 nox -s verify -- ...    buildmatrix verify: pins in pyproject, wheels, images, docs, index
+nox -s installs -- ...  buildmatrix installs: the real glibc floor of every extra, from the index
 """
 
 from __future__ import annotations
@@ -96,3 +97,9 @@ def images(session: nox.Session) -> None:
 def verify(session: nox.Session) -> None:
     """Prove pins agree everywhere: `nox -s verify -- --wheel dist/*.whl --image oci:out --check-index`."""
     _buildmatrix(session, "verify")
+
+
+@nox.session
+def installs(session: nox.Session) -> None:
+    """Effective glibc floor per extra from the live index: `nox -s installs -- --release v0.7.1 --write`."""
+    _buildmatrix(session, "installs")

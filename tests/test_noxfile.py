@@ -46,6 +46,7 @@ def noxfile() -> ModuleType:
         ("docs", "docs"),
         ("ci_matrix", "ci"),
         ("verify", "verify"),
+        ("installs", "installs"),
     ],
 )
 def test_cli_sessions_run_their_command_with_posargs(noxfile: ModuleType, session: str, command: str) -> None:

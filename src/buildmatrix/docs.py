@@ -150,6 +150,7 @@ def render(matrix: Matrix) -> str:
         *_platforms(matrix),
         "## Software Compatibility\n",
         *_runtime_dependencies(matrix),
+        *_effective_floors(matrix),
         *_build_dependencies(matrix),
         *_cuda(matrix),
         *_cloud(matrix),
@@ -218,6 +219,21 @@ def _runtime_dependencies(matrix: Matrix) -> list[str]:
         _table(["Python Package", "Version", "glibc version", "CUDA Version"], rows),
         *_callouts(matrix, Section.RUNTIME),
     ]
+
+
+def _effective_floors(matrix: Matrix) -> list[str]:
+    """The committed `buildmatrix installs` results beside the claimed floor (offline)."""
+    from buildmatrix.installs.results import floor_table
+
+    found = floor_table(matrix)
+    if found is None:
+        return []
+    blocks = ["### Effective glibc floor\n", found.source + "\n", _table(found.header, found.rows)]
+    if found.contradicted:
+        blocks.append(
+            _admonition("Warning", ["The measured results contradict the matrix:", *found.contradicted])
+        )
+    return blocks
 
 
 def _build_dependencies(matrix: Matrix) -> list[str]:

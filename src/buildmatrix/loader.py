@@ -31,6 +31,8 @@ from buildmatrix.model import (
     Framework,
     GpuArch,
     ImageSpec,
+    InstallIndex,
+    InstallsConfig,
     Matrix,
     Note,
     OperatingSystem,
@@ -484,6 +486,7 @@ class _Loader:
         notes = tuple(self.note(s) for s in root.optional_tables("note"))
         build_support = tuple(self.build_support(s) for s in root.optional_tables("build_support"))
         runners = self.runners(root, arch_names)
+        installs = self.installs(root, [f.extra for f in frameworks], arch_names)
         root.finish()
         index: dict[str, Release] = {r.name: r for r in releases}
         return Matrix(
@@ -506,6 +509,7 @@ class _Loader:
             manylinux_images=manylinux_images,
             cuda_base_images=cuda_base_images,
             runners=runners,
+            installs=installs,
             _release_index=index,
         )
 
@@ -569,6 +573,7 @@ class _Loader:
             version=s.get("version", str),
             arch=self.choice(s, "arch", s.get("arch", str), archs, "arch"),
             status=self.status(s),
+            glibc=self.optional_glibc(s),
         )
         s.finish()
         return system
@@ -581,9 +586,39 @@ class _Loader:
             arch=self.choice(s, "arch", s.get("arch", str), archs, "arch"),
             status=self.status(s),
             footnote=s.get("footnote", str, ""),
+            glibc=self.optional_glibc(s),
         )
         s.finish()
         return cloud
+
+    def optional_glibc(self, s: _Section) -> Version | None:
+        raw = s.optional("glibc", str)
+        if raw is None:
+            return None
+        version = self.version(s, "glibc", raw)
+        if len(version.release) != 2 or str(version) != raw or version.major != 2:
+            raise s.error("glibc", f"{raw!r} is not a glibc version of the form 2.35")
+        return version
+
+    def installs(self, root: _Section, extras: Sequence[str], archs: Sequence[str]) -> InstallsConfig | None:
+        if not root.has("installs"):
+            root.used.add("installs")
+            return None
+        section = _Section(self, root.get("installs", dict), ("installs",))
+        indexes = []
+        for s in section.tables("index"):
+            url = self.url(s, "url")
+            chosen_extras = s.strings("extras", [])
+            chosen_archs = s.strings("arch", [])
+            for extra in chosen_extras:
+                self.choice(s, "extras", extra, extras, "extra")
+            for arch in chosen_archs:
+                self.choice(s, "arch", arch, archs, "arch")
+            s.finish()
+            indexes.append(InstallIndex(url=url, extras=tuple(chosen_extras), arch=tuple(chosen_archs)))
+        results = self.relative_path(section, "results")
+        section.finish()
+        return InstallsConfig(indexes=tuple(indexes), results=results)
 
     def runtime(self, s: _Section) -> RuntimePackage:
         raw_name = s.get("name", str)

@@ -26,6 +26,8 @@ __all__ = [
     "Framework",
     "GpuArch",
     "ImageSpec",
+    "InstallIndex",
+    "InstallsConfig",
     "Matrix",
     "Note",
     "OperatingSystem",
@@ -83,6 +85,7 @@ class OperatingSystem:
     version: str  # "24.04"
     arch: str  # an Arch.name
     status: Status
+    glibc: Version | None = None  # the glibc the OS ships: `buildmatrix installs` targets it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +96,7 @@ class CloudPlatform:
     arch: str
     status: Status
     footnote: str = ""  # marker shown after the status, explained by a note
+    glibc: Version | None = None  # the glibc the OS ships: `buildmatrix installs` targets it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +247,30 @@ class BuildSupport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InstallIndex:
+    """A package index `buildmatrix installs` resolves from, for some extras and arches."""
+
+    url: str
+    extras: tuple[str, ...] = ()  # framework extras it serves; empty: every extra
+    arch: tuple[str, ...] = ()  # Arch.name values it serves; empty: every arch
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallsConfig:
+    """``[installs]``: where `buildmatrix installs` resolves from and writes its results."""
+
+    indexes: tuple[InstallIndex, ...]  # the first that applies is the primary index
+    results: Path  # absolute: the committed results the docs page and verify read
+
+    def indexes_for(self, extra: str, arch: str) -> tuple[str, ...]:
+        return tuple(
+            index.url
+            for index in self.indexes
+            if (not index.extras or extra in index.extras) and (not index.arch or arch in index.arch)
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Matrix:
     path: Path  # the matrix.toml this was read from
     project: str
@@ -264,6 +292,7 @@ class Matrix:
     cuda_base_images: Mapping[str, str]  # "12.8" -> pinned CUDA runtime base image
     # [runners.<kind>]: job kind (wheel, image) -> arch -> GitHub Actions runner labels
     runners: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    installs: InstallsConfig | None = None  # `[installs]`: the live-index installability check
     _release_index: Mapping[str, Release] = field(default_factory=dict, repr=False, compare=False)
 
     @property

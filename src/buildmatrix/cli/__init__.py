@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "docs": "buildmatrix.cli.docs",
     "ci": "buildmatrix.cli.ci",
     "verify": "buildmatrix.cli.verify",
+    "installs": "buildmatrix.cli.installs",
 }
 
 DEFAULT_MATRIX = "matrix.toml"

@@ -101,6 +101,7 @@ def verify(
 
 def _repository_checks() -> list[Callable[[Matrix, Sequence[Release] | None], list[Check]]]:
     """Checks of what other commands generate: the docs page and the image plan."""
+    from buildmatrix.installs.results import check_results
     from buildmatrix.verify.generated import check_docs_page, check_image_plan
 
-    return [check_docs_page, check_image_plan]
+    return [check_docs_page, check_image_plan, check_results]
