@@ -42,8 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         metavar="PATH",
-        help="a built or downloaded wheel, or a folder of them; the meta wheel's extras are "
-        "checked per extra (repeatable)",
+        help="a built or downloaded wheel, or a folder of them (with a manifest.json: every "
+        "target of the release recorded, present and current); the meta wheel's extras must "
+        "equal what the matrix generates, per extra (repeatable)",
     )
     parser.add_argument(
         "--image",
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     releases = select_releases(matrix, args.release) if args.release else None
     options = VerifyOptions(
         releases=releases,
-        wheels=tuple(_expand_wheels(args.wheel)),
+        wheels=tuple(args.wheel),
         images=tuple(args.image),
         pyprojects=tuple(args.pyproject),
         check_index=args.check_index,
@@ -118,14 +119,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_table(report, show_all=args.show_all)
     return report.exit_code
-
-
-def _expand_wheels(paths: list[Path]) -> list[Path]:
-    """A folder stands for the wheels in it (``--wheel dist``)."""
-    wheels: list[Path] = []
-    for path in paths:
-        wheels.extend(sorted(path.glob("*.whl")) if path.is_dir() else [path])
-    return wheels
 
 
 def _print_table(report: Report, *, show_all: bool) -> None:
@@ -157,12 +150,12 @@ def _print_table(report: Report, *, show_all: bool) -> None:
         ui.stdout.print(f"note: {note}", markup=False)
     for error in report.errors:
         ui.stderr.print(f"error: {error}", markup=False)
-    verdict = (
-        "all checks hold"
-        if report.exit_code == 0
-        else (
-            f"{len(report.failed)} of {len(report.checks)} checks failed"
-            + (f", {len(report.errors)} inputs unreadable" if report.errors else "")
-        )
-    )
+    counted = f"{len(report.checks)} checks, {report.artifacts} artifacts"
+    if report.nothing_checked:
+        verdict = "nothing was checked: FAIL"
+    elif report.exit_code == 0:
+        verdict = f"all checks hold ({counted})"
+    else:
+        verdict = f"{len(report.failed)} of {len(report.checks)} checks failed ({report.artifacts} artifacts)"
+        verdict += f", {len(report.errors)} inputs unreadable" if report.errors else ""
     ui.stdout.print(f"verify: {verdict}", markup=False)

@@ -14,7 +14,9 @@ Modules: ``report`` (Check, Report), ``extras`` (pyproject and wheel extras),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from buildmatrix.model import Matrix, Release, WheelPackage
 from buildmatrix.verify.extras import check_pyproject, check_wheel, meta_packages
 from buildmatrix.verify.images import check_image
 from buildmatrix.verify.published import check_index
+from buildmatrix.verify.record import check_release_record
 from buildmatrix.verify.report import Check, Collector, Report
+from buildmatrix.wheels.outputs import MANIFEST
 
 __all__ = ["Check", "Report", "VerifyOptions", "verify"]
 
@@ -66,20 +70,26 @@ def verify(
             collector.add(*extra_check(matrix, options.releases))
         except BuildMatrixError as error:
             collector.errors.append(error.message)
-    for wheel in options.wheels:
-        step(f"wheel {wheel}")
-        check_wheel(matrix, wheel, options.releases, collector)
+    artifacts = 0
+    for given in options.wheels:
+        for wheel, checked in _wheel_artifacts(matrix, given, options.releases, collector):
+            artifacts += 1
+            step(f"wheel {wheel}")
+            with _must_check(collector, wheel):
+                checked()
     for reference in options.images:
+        artifacts += 1
         step(f"image {reference}")
-        check_image(
-            matrix,
-            reference,
-            options.releases,
-            collector,
-            platform=options.platform,
-            quick=options.quick,
-            on_layer=step,
-        )
+        with _must_check(collector, reference):
+            check_image(
+                matrix,
+                reference,
+                options.releases,
+                collector,
+                platform=options.platform,
+                quick=options.quick,
+                on_layer=step,
+            )
     if options.check_index:
         from buildmatrix.verify.index import SimpleIndexClient, index_config
 
@@ -96,7 +106,56 @@ def verify(
         checks=tuple(collector.checks),
         errors=tuple(collector.errors),
         notes=tuple(collector.notes),
+        artifacts=artifacts,
     )
+
+
+@contextlib.contextmanager
+def _must_check(collector: Collector, artifact: object) -> Iterator[None]:
+    """An artifact that yields neither a check nor an error fails: it was given to be checked."""
+    before = (len(collector.checks), len(collector.errors))
+    yield
+    if (len(collector.checks), len(collector.errors)) == before:
+        collector.add(
+            Check(
+                subject=str(artifact),
+                name="(artifact)",
+                expected="checks for the selected release",
+                found="nothing checked",
+                ok=False,
+                detail="no check applies to this artifact",
+            )
+        )
+
+
+def _wheel_artifacts(
+    matrix: Matrix, given: Path, releases: Sequence[Release] | None, collector: Collector
+) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """Each wheel a ``--wheel`` argument stands for, with its check: a folder stands for
+    the wheels in it and, when it holds a ``manifest.json``, for its release record."""
+    if not given.is_dir():
+        if not given.exists():
+            collector.errors.append(f"--wheel {given}: no such file or folder")
+            return
+        yield given, lambda: check_wheel(matrix, given, releases, collector)
+        return
+    wheels = sorted(p for p in given.glob("*.whl") if p.is_file())
+    manifest = given / MANIFEST
+    if manifest.is_file():
+        yield manifest, lambda: check_release_record(matrix, given, releases, collector)
+    elif not wheels:
+        collector.add(
+            Check(
+                subject=str(given),
+                name="(folder)",
+                expected="wheels (*.whl files) to check",
+                found="no wheel files",
+                ok=False,
+                detail="the folder holds no wheel and no manifest.json: nothing to verify",
+            )
+        )
+    for wheel in wheels:
+        yield wheel, functools.partial(check_wheel, matrix, wheel, releases, collector)
 
 
 def _repository_checks() -> list[Callable[[Matrix, Sequence[Release] | None], list[Check]]]:
