@@ -8,7 +8,6 @@ METADATA is compared exactly with the matrix like any meta wheel.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 
@@ -42,23 +41,28 @@ def check_meta_build(
     if not targets:
         collector.errors.append(f"{subject}: the matrix builds no {package.name} wheel for {release.name}")
         return
-    log = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="buildmatrix-verify-") as work:
-        try:
-            job = LocalBackend(Host()).plan(targets[0], Path(work))
-            if isinstance(job, Unbuildable):
-                collector.errors.append(f"{subject}: cannot build it here: {job.reason}")
+        log_path = Path(work) / "build.log"
+        # A real file: the build's commands write their output to it.
+        with log_path.open("w", encoding="utf-8") as log:
+            try:
+                job = LocalBackend(Host()).plan(targets[0], Path(work))
+                if isinstance(job, Unbuildable):
+                    collector.errors.append(f"{subject}: cannot build it here: {job.reason}")
+                    return
+                info = build_info(matrix, package, release)
+                wheels = build_job(job, read_source_tree(source), info, log)
+                if len(wheels) != 1:
+                    msg = f"the build left {len(wheels)} wheels, expected one"
+                    raise BuildMatrixError(msg)
+                metadata = read_wheel_metadata(wheels[0])
+            except (BuildMatrixError, OSError) as error:
+                message = error.message if isinstance(error, BuildMatrixError) else str(error)
+                log.flush()
+                lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                tail = "\n".join(lines[-15:])
+                collector.errors.append(f"{subject}: building it failed: {message}\n{tail}".rstrip())
                 return
-            wheels = build_job(job, read_source_tree(source), build_info(matrix, package, release), log)
-            if len(wheels) != 1:
-                msg = f"the build left {len(wheels)} wheels, expected one"
-                raise BuildMatrixError(msg)
-            metadata = read_wheel_metadata(wheels[0])
-        except (BuildMatrixError, OSError) as error:
-            message = error.message if isinstance(error, BuildMatrixError) else str(error)
-            tail = "\n".join(log.getvalue().splitlines()[-15:])
-            collector.errors.append(f"{subject}: building it failed: {message}\n{tail}".rstrip())
-            return
     collector.add(
         Check(
             subject=subject,
