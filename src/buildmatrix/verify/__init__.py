@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from buildmatrix.errors import BuildMatrixError
 from buildmatrix.model import Matrix, Release, WheelPackage
+from buildmatrix.redact import redact
 from buildmatrix.verify.extras import check_pyproject, check_wheel, meta_packages
 from buildmatrix.verify.images import check_image
 from buildmatrix.verify.published import check_index
@@ -53,7 +54,11 @@ def verify(
 ) -> Report:
     """Every check: the repository's pin consumers, then the artifacts given."""
     collector = Collector()
-    step = on_step or (lambda _message: None)
+    report_step = on_step or (lambda _message: None)
+
+    def step(message: str) -> None:
+        report_step(redact(message))
+
     pyprojects: list[tuple[Path, WheelPackage | None]] = [
         (package.source / "pyproject.toml", package) for package in meta_packages(matrix)
     ]
@@ -102,10 +107,20 @@ def verify(
             )
         except BuildMatrixError as error:
             collector.errors.append(error.message)
+    # Index URLs may carry credentials: nothing leaves verify unredacted.
     return Report(
-        checks=tuple(collector.checks),
-        errors=tuple(collector.errors),
-        notes=tuple(collector.notes),
+        checks=tuple(
+            replace(
+                c,
+                subject=redact(c.subject),
+                expected=redact(c.expected),
+                found=redact(c.found),
+                detail=redact(c.detail),
+            )
+            for c in collector.checks
+        ),
+        errors=tuple(redact(e) for e in collector.errors),
+        notes=tuple(redact(n) for n in collector.notes),
         artifacts=artifacts,
     )
 
