@@ -12,6 +12,7 @@ it that the indexes list is yanked.
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import os
 import sys
@@ -237,7 +238,15 @@ class SimpleIndexClient:
         if parsed.scheme not in ("http", "https"):
             msg = f"index URL {base!r}: only http, https and file URLs are supported"
             raise IndexUnavailableError(msg)
-        request = urllib.request.Request(url, headers={"Accept": ACCEPT})  # noqa: S310 - scheme checked
+        headers = {"Accept": ACCEPT}
+        if parsed.username is not None:
+            # As pip does: user info in the URL is HTTP basic auth, sent as a header and
+            # never part of the address (nor of any message: see buildmatrix.redact).
+            user = urllib.parse.unquote(parsed.username)
+            password = urllib.parse.unquote(parsed.password or "")
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            url = urllib.parse.urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
                 content_type = response.headers.get_content_type()
