@@ -417,18 +417,26 @@ def test_concurrent_runs_take_turns_and_keep_every_entry(tmp_path: Path) -> None
 
 def _project(tmp_path: Path, *, runtime_archs: str) -> Path:
     """matrix.toml (without kvbm, whose Python 3.12 the host may lack) and the examples."""
+    from buildmatrix import docs
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
     root = tmp_path / "project"
     root.mkdir()
     text = (REPO / "matrix.toml").read_text()
     start = text.index("[wheel.kvbm]")
     end = text.find("\n[", start + 1)
     text = text[:start] + (text[end + 1 :] if end != -1 else "")
+    head, *rules = text.split("\n[[rule]]")
+    text = head + "".join("\n[[rule]]" + rule for rule in rules if "kvbm" not in rule)
     runtime = text.index("[wheel.ai-dynamo-runtime]")
     arch_line = text.index("\narch = ", runtime)
     line_end = text.index("\n", arch_line + 1)
     text = text[:arch_line] + f"\narch = {runtime_archs}" + text[line_end:]
     (root / "matrix.toml").write_text(text)
     shutil.copytree(REPO / "examples", root / "examples")
+    shutil.copytree(REPO / "containers", root / "containers")
+    (root / "docs").mkdir()
+    (root / "docs" / "support-matrix.md").write_text(docs.render(load_matrix(root / "matrix.toml")))
     return root / "matrix.toml"
 
 
@@ -470,8 +478,6 @@ def test_partial_stale_and_withdrawn_releases_fail(tmp_path: Path) -> None:
 
     # Complete and current: the matrix builds x86_64 only; nothing is rebuilt.
     matrix = _project(tmp_path / "x86", runtime_archs='["x86_64"]')
-    shutil.rmtree(matrix.parent / "examples")
-    shutil.copytree(tmp_path / "project" / "examples", matrix.parent / "examples")
     result = buildmatrix(*wheels, "--require-all", matrix=matrix)
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "manifest.json").read_text())["run"]["status"] == "complete"
@@ -491,7 +497,8 @@ def test_partial_stale_and_withdrawn_releases_fail(tmp_path: Path) -> None:
     published = json.loads((out / "manifest.json").read_text())["wheels"]
     [meta] = [e["filename"] for e in published if e["package"] == "ai-dynamo"]
     setup = matrix.parent / "examples" / "ai-dynamo" / "setup.py"
-    setup.write_text(setup.read_text() + "\nraise SystemExit('broken on purpose')\n")
+    working = setup.read_text()
+    setup.write_text(working + "\nraise SystemExit('broken on purpose')\n")
     result = buildmatrix(*wheels, matrix=matrix)
     assert result.returncode == 1
     assert not (out / meta).exists()
@@ -502,6 +509,7 @@ def test_partial_stale_and_withdrawn_releases_fail(tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert [e["package"] for e in manifest["wheels"]] == ["ai-dynamo-runtime"]
     assert manifest["run"]["status"] == "failed"
+    setup.write_text(working)  # the repository check builds the package too
     result = buildmatrix(*verify_cmd, matrix=matrix)
     assert result.returncode == 1
     [failed] = [c for c in json.loads(result.stdout)["checks"] if not c["ok"]]

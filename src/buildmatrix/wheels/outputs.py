@@ -117,6 +117,7 @@ class OutputFolder:
             handle.flush()
             self._entries = None  # re-read: the previous holder may have changed it
             try:
+                self.entries  # noqa: B018 - a poisoned manifest stops the run before any work
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
