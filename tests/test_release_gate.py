@@ -483,6 +483,20 @@ def test_partial_stale_and_withdrawn_releases_fail(tmp_path: Path) -> None:
     assert json.loads((out / "manifest.json").read_text())["run"]["status"] == "complete"
     result = buildmatrix(*verify_cmd, matrix=matrix)
     assert result.returncode == 0, result.stdout
+    # Another release's wheels in the same wheelhouse are left to that release's check.
+    other = ("wheels", "--release", "main", "--package", "ai-dynamo", "--out", out, "--backend", "local")
+    assert buildmatrix(*other, matrix=matrix).returncode == 0
+    # ... but a wheel nobody recorded is of unknown provenance.
+    stray = out / "ai_dynamo-0.7.1-py2.py3-none-any.whl"
+    shutil.copy(out / "ai_dynamo-0.7.1-py3-none-any.whl", stray)
+    result = buildmatrix(*verify_cmd, matrix=matrix)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["notes"] == [
+        f"{out / 'ai_dynamo-0.8.0.dev0-py3-none-any.whl'}: recorded for release main, not selected"
+    ]
+    [failed] = [c for c in json.loads(result.stdout)["checks"] if not c["ok"]]
+    assert (failed["subject"], failed["found"]) == (str(stray), "not recorded")
+    stray.unlink()
 
     # Stale: the meta package's source changed after the build.
     init = matrix.parent / "examples" / "ai-dynamo" / "src" / "ai_dynamo" / "__init__.py"
@@ -495,7 +509,7 @@ def test_partial_stale_and_withdrawn_releases_fail(tmp_path: Path) -> None:
 
     # A failed rebuild withdraws the stale wheel into rejected/withdrawn/ with the reason.
     published = json.loads((out / "manifest.json").read_text())["wheels"]
-    [meta] = [e["filename"] for e in published if e["package"] == "ai-dynamo"]
+    [meta] = [e["filename"] for e in published if e["target"] == "wheel:ai-dynamo:v0.7.1:py3:x86_64"]
     setup = matrix.parent / "examples" / "ai-dynamo" / "setup.py"
     working = setup.read_text()
     setup.write_text(working + "\nraise SystemExit('broken on purpose')\n")
@@ -507,7 +521,10 @@ def test_partial_stale_and_withdrawn_releases_fail(tmp_path: Path) -> None:
     reason = json.loads(withdrawn.with_name(meta + ".withdrawn.json").read_text())
     assert reason["reason"].startswith("rebuild failed")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [e["package"] for e in manifest["wheels"]] == ["ai-dynamo-runtime"]
+    assert [e["target"] for e in manifest["wheels"]] == [
+        "wheel:ai-dynamo-runtime:v0.7.1:cp310-abi3:x86_64",
+        "wheel:ai-dynamo:main:py3:x86_64",
+    ]
     assert manifest["run"]["status"] == "failed"
     setup.write_text(working)  # the repository check builds the package too
     result = buildmatrix(*verify_cmd, matrix=matrix)

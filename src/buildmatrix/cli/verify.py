@@ -18,11 +18,15 @@ EPILOG = """\
 examples:
   buildmatrix verify                                   the repository: extras, plan, docs
   buildmatrix verify --release v0.7.1 --wheel dist/    built wheels of one release
+  buildmatrix verify --release v0.7.1 --wheel wheelhouse/
+                                                       and its release record: every target
+                                                       built, present and current
   buildmatrix verify --image oci-archive:vllm.tar      an image, never run
   buildmatrix verify --image localhost/dynamo/vllm-runtime:main-cuda12
   buildmatrix verify --release v0.7.1 --check-index    every pin published, not yanked
 
-exit codes: 0 every check holds, 1 a check failed, 2 bad input (an unreadable
+exit codes: 0 every check holds (and checks ran), 1 a check failed or nothing was
+checked (an empty folder, a wheel of another release), 2 bad input (an unreadable
 wheel or image, an unknown release); the other checks are still reported."""
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -169,8 +170,37 @@ def _wheel_artifacts(
                 detail="the folder holds no wheel and no manifest.json: nothing to verify",
             )
         )
+    recorded = _recorded_releases(manifest) if manifest.is_file() else None
+    selected = None if releases is None else {r.name for r in releases}
     for wheel in wheels:
+        if recorded is not None and wheel.name in recorded:
+            owner = recorded[wheel.name]
+            if selected is not None and owner not in selected:
+                # A wheelhouse holds several releases; the record check covers the selected ones.
+                collector.notes.append(f"{wheel}: recorded for release {owner}, not selected")
+                continue
+        elif recorded is not None:
+            collector.add(
+                Check(
+                    subject=str(wheel),
+                    name="(record)",
+                    expected=f"recorded in {manifest}",
+                    found="not recorded",
+                    ok=False,
+                    detail="a wheel in the published folder that no run recorded (unknown provenance)",
+                )
+            )
         yield wheel, functools.partial(check_wheel, matrix, wheel, releases, collector)
+
+
+def _recorded_releases(manifest: Path) -> dict[str, str]:
+    """File name -> release of each manifest entry (an unreadable manifest: none; the
+    release record check reports it)."""
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["wheels"]
+        return {str(e["filename"]): str(e["release"]) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _repository_checks() -> list[Callable[[Matrix, Sequence[Release] | None], list[Check]]]:
