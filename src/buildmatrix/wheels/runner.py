@@ -50,7 +50,7 @@ __all__ = [
 
 BACKENDS = ("auto", "cibuildwheel", "local")
 DRY_RUN_WORK = Path("$WORK")  # how --dry-run shows the work folder a run creates
-INPUT_HASH_FORMAT = 1  # bump when the key's recipe changes: every target rebuilds once
+INPUT_HASH_FORMAT = 2  # bump when the key's recipe changes: every target rebuilds once (2: inputs)
 
 
 class Status(enum.StrEnum):
