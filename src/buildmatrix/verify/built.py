@@ -73,4 +73,4 @@ def check_meta_build(
             detail=f"name and version the build wrote ({release.name})",
         )
     )
-    collector.add(*check_meta_metadata(matrix, subject, metadata, release, package))
+    collector.add(*check_meta_metadata(matrix, subject, metadata, release, package, notes=collector.notes))

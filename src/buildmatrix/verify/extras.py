@@ -73,6 +73,7 @@ def check_declared(
     release: Release,
     expected: Mapping[Extra, Sequence[Requirement]],
     declared: Mapping[Extra, Sequence[Requirement]],
+    notes: list[str] | None = None,
 ) -> list[Check]:
     """Compare declared requirements (per extra, markers without the extra clause)
     with the expected ones exactly, both ways (``buildmatrix.verify.pins``)."""
@@ -82,7 +83,7 @@ def check_declared(
         ]
         for extra, requirements in declared.items()
     }
-    return compare_all(subject, release, _canonical_keys(expected), with_markers)
+    return compare_all(subject, release, _canonical_keys(expected), with_markers, notes)
 
 
 def _canonical_keys(
@@ -169,7 +170,7 @@ def check_pyproject(
         declared[canonicalize_name(extra)] = parsed
     for release in release_list:
         expected = expected_meta_requirements(matrix, release, package)
-        collector.add(*check_declared(subject, release, expected, declared))
+        collector.add(*check_declared(subject, release, expected, declared, collector.notes))
 
 
 def parse_version(value: object) -> Version | None:
@@ -278,16 +279,24 @@ def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, 
         )
     )
     if package.meta:
-        collector.add(*check_meta_metadata(matrix, subject, metadata, release, package))
+        collector.add(
+            *check_meta_metadata(matrix, subject, metadata, release, package, notes=collector.notes)
+        )
 
 
 def check_meta_metadata(
-    matrix: Matrix, subject: str, metadata: WheelMetadata, release: Release, package: WheelPackage
+    matrix: Matrix,
+    subject: str,
+    metadata: WheelMetadata,
+    release: Release,
+    package: WheelPackage,
+    *,
+    notes: list[str] | None = None,
 ) -> list[Check]:
     """The meta wheel's Requires-Dist and Provides-Extra against the matrix, exactly."""
     expected = _canonical_keys(expected_meta_requirements(matrix, release, package))
     grouped, unclear = group_by_extra(metadata.requires)
-    checks = compare_all(subject, release, expected, grouped)
+    checks = compare_all(subject, release, expected, grouped, notes)
     checks += [
         Check(
             subject=subject,

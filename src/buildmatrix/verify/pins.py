@@ -243,11 +243,28 @@ def compare_all(
     release: Release,
     expected: Mapping[Extra, Sequence[Requirement]],
     declared: Mapping[Extra, Sequence[tuple[Requirement, str]]],
+    notes: list[str] | None = None,
 ) -> list[Check]:
-    """Every extra both ways: expected extras (missing, different) and undeclared ones."""
+    """Every extra both ways: expected extras (missing, different) and undeclared ones.
+
+    The base requirements are held to the same rule only for the distributions the
+    matrix pins (a ``vllm`` there would bypass the extras); a meta package's other
+    runtime dependencies (``click``, ``fastapi``) are not the matrix's to say, and
+    are listed in ``notes``."""
+    guarded = {canonicalize_name(name) for name in release.pins}
+    guarded |= {canonicalize_name(r.name) for requirements in expected.values() for r in requirements}
     checks = []
     for extra, requirements in expected.items():
-        checks += compare_requirements(subject, release, extra, requirements, declared.get(extra))
+        found = declared.get(extra)
+        if extra is None and found is not None:
+            others = [r for r, _ in found if canonicalize_name(r.name) not in guarded]
+            if others and notes is not None:
+                notes.append(
+                    f"{subject}: base requirements the matrix does not pin, not checked: "
+                    + ", ".join(str(r) for r in others)
+                )
+            found = [(r, m) for r, m in found if canonicalize_name(r.name) in guarded]
+        checks += compare_requirements(subject, release, extra, requirements, found)
     for extra, found in declared.items():
         if extra not in expected and found:
             checks += compare_requirements(subject, release, extra, (), found)
