@@ -634,3 +634,20 @@ def test_planted_credentials_never_leave(tmp_path: Path, refusing_index: str) ->
     for text in outputs:
         assert PASSWORD not in text
         assert TOKEN not in text
+
+
+def test_matrix_urls_with_credentials_are_refused(tmp_path: Path) -> None:
+    """The matrix's URLs go into labels and the docs page: credentials are bad input."""
+    from buildmatrix.errors import MatrixError
+
+    text = (REPO / "matrix.toml").read_text()
+    plain = 'source = "https://github.com/ai-dynamo/dynamo"'
+    assert plain in text
+    (tmp_path / "matrix.toml").write_text(
+        text.replace(plain, f'source = "https://user:{PASSWORD}@github.com/ai-dynamo/dynamo"')
+    )
+    with pytest.raises(MatrixError) as error:
+        load_matrix(tmp_path / "matrix.toml")
+    assert "carries credentials" in error.value.message
+    assert "https://***@github.com/ai-dynamo/dynamo" in error.value.message
+    assert PASSWORD not in error.value.message

@@ -211,16 +211,16 @@ def check_index_url(value: str) -> str:
     the image's history as a build arg, so they reach a build only as a secret."""
     from buildmatrix.redact import has_credentials, redact
 
-    problem = url_problem(value, ("http", "https"))
-    if problem:
-        msg = f"--index-url {redact(problem)}"
-        raise UsageError(msg)
     if has_credentials(value):
         msg = (
             f"--index-url {redact(value)} carries credentials, which would end up in the image "
             "history: pass the plain URL and the credentials as a BuildKit secret, e.g. "
             "--secret id=netrc,src=$HOME/.netrc"
         )
+        raise UsageError(msg)
+    problem = url_problem(value, ("http", "https"))
+    if problem:
+        msg = f"--index-url {problem}"
         raise UsageError(msg)
     return value
 
