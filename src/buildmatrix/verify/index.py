@@ -48,6 +48,8 @@ __all__ = [
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+# The largest project pages (torch's PEP 691 JSON) are a few MB; a page past this is refused.
+MAX_PAGE_BYTES = 64 * 1024 * 1024
 TIMEOUT_SECONDS = 30
 _JSON_TYPES = ("application/vnd.pypi.simple.v1+json",)
 
@@ -250,7 +252,7 @@ class SimpleIndexClient:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
                 content_type = response.headers.get_content_type()
-                body = response.read()
+                body = response.read(MAX_PAGE_BYTES + 1)
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
@@ -259,6 +261,9 @@ class SimpleIndexClient:
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             msg = f"index {base} is unreachable ({url}): {error}"
             raise IndexUnavailableError(msg) from error
+        if len(body) > MAX_PAGE_BYTES:
+            msg = f"index {base}: {url} is larger than {MAX_PAGE_BYTES} bytes; refusing to read it"
+            raise IndexUnavailableError(msg)
         text = body.decode("utf-8", errors="replace")
         if content_type in _JSON_TYPES:
             return _parse_json(text, url)
