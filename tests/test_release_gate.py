@@ -346,6 +346,18 @@ def test_poisoned_manifest_is_refused(tmp_path: Path, filename: str) -> None:
         folder.entries  # noqa: B018 - reading is what is refused
 
 
+@pytest.mark.parametrize("name", [LOCK, "manifest.json", "logs", "rejected"])
+def test_links_in_the_output_folder_are_refused(tmp_path: Path, name: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(outside if name in ("logs", "rejected") else outside / "file")
+    with pytest.raises(UsageError, match=f"{name} is a symbolic link"), OutputFolder(out).locked():
+        pass
+    assert list(outside.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_poisoned_manifest_stops_the_run_and_verify(tmp_path: Path) -> None:
     victim = tmp_path / "victim.whl"

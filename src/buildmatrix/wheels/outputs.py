@@ -102,6 +102,7 @@ class OutputFolder:
         """Hold the folder's lock: runs on one folder take turns, and each reads the
         manifest only once it holds the lock, so no run's entries are lost."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self._refuse_links()
         with (self.root / LOCK).open("a+", encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,6 +122,23 @@ class OutputFolder:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _refuse_links(self) -> None:
+        """The folder's own files and subfolders are written to: a symlink among them
+        (planted state) would redirect those writes outside the folder."""
+        for path in (
+            self.root / LOCK,
+            self.manifest_path,
+            self.logs,
+            self.rejected,
+            self.rejected / "withdrawn",
+        ):
+            if path.is_symlink():
+                msg = (
+                    f"{path} is a symbolic link: the output folder's own files must be inside "
+                    "it (nothing outside --out is written); remove the link"
+                )
+                raise UsageError(msg)
 
     def log_path(self, slug: str) -> Path:
         return self.logs / f"{slug}.log"
