@@ -549,7 +549,7 @@ def build_meta_wheel(tmp_path: Path, version: str, extras: Mapping[str, list[str
             [project]
             name = "ai-dynamo"
             version = "{version}"
-            dependencies = ["ai-dynamo-runtime=={version}", "uvloop"]
+            dependencies = ["ai-dynamo-runtime=={version}"]
 
             [project.optional-dependencies]
             """
@@ -570,9 +570,9 @@ def build_meta_wheel(tmp_path: Path, version: str, extras: Mapping[str, list[str
 
 
 RIGHT_EXTRAS = {
-    "vllm": ["vllm[flashinfer]==0.11.0", "nixl[cu12]<=0.7.1", "uvloop"],
+    "vllm": ["vllm[flashinfer]==0.11.0", "nixl[cu12]<=0.7.1"],
     "sglang": ["sglang==0.5.3.post4", "nixl[cu12]<=0.7.1"],
-    "trtllm": ["tensorrt-llm==1.2.0rc3 ; python_version != '3.11'"],
+    "trtllm": ["tensorrt-llm==1.2.0rc3"],
 }
 
 
@@ -600,6 +600,7 @@ def test_meta_wheel_with_wrong_extras_names_each(tmp_path: Path, matrix: Matrix)
         ("sglang", "extra 'sglang'"),
         ("nixl", "extra 'sglang'"),
         ("tensorrt-llm", "extra 'trtllm' is missing (v0.7.1)"),
+        ("trtllm", "the wheel does not provide the extra 'trtllm' (v0.7.1)"),
     }
     vllm = next(c for c in report.checks if c.name == "vllm" and not c.ok)
     assert (vllm.expected, vllm.found) == ("vllm[flashinfer]==0.11.0", "vllm[flashinfer]==0.10.2")
@@ -673,16 +674,20 @@ def test_pyproject_in_sync_and_drifted(tmp_path: Path) -> None:
 
 
 def test_pyproject_with_extras_generated_at_build_time(tmp_path: Path) -> None:
-    """The bundled example writes its extras at build time: nothing static to compare."""
+    """Extras written at build time are checked by building (tests/test_release_gate.py):
+    a package whose build ignores the generated extras fails, never "ok"."""
     path = _repo_with_meta_pyproject(tmp_path, {}, "0.0.0")
     pyproject = tmp_path / "examples" / "ai-dynamo" / "pyproject.toml"
     pyproject.write_text(
         '[project]\nname = "ai-dynamo"\ndynamic = ["version", "dependencies", "optional-dependencies"]\n'
     )
     report = verify(load_matrix(path), VerifyOptions())
-    [check] = [c for c in report.checks if c.subject == str(pyproject)]
-    assert check.ok
-    assert "--wheel" in check.detail
+    built = [c for c in report.checks if c.subject.endswith("ai-dynamo (as built for main)")]
+    assert {c.detail for c in built if not c.ok} >= {
+        "extra 'vllm' is missing (main)",
+        "base requirements does not require ai-dynamo-runtime (main)",
+    }
+    assert report.exit_code == 1
     # A broken requirement is bad input (exit 2), named with its place.
     pyproject.write_text('[project]\nname = "ai-dynamo"\ndependencies = ["vllm ==="]\n')
     report = verify(load_matrix(path), VerifyOptions())
@@ -803,11 +808,13 @@ def test_cli_takes_a_folder_of_wheels(tmp_path: Path, cli: Callable[..., Any]) -
 
 
 @pytest.mark.slow
-def test_wheels_of_other_releases_are_skipped_with_a_note(tmp_path: Path, matrix: Matrix) -> None:
+def test_wheels_of_other_releases_fail_naming_their_release(tmp_path: Path, matrix: Matrix) -> None:
     wheel = build_meta_wheel(tmp_path, "0.7.1", RIGHT_EXTRAS)
     report = run_verify(matrix, wheels=(wheel,), releases=(matrix.find_release("main"),))
-    assert not [c for c in report.checks if c.subject == str(wheel)]
-    assert report.notes == (f"{wheel.name} is v0.7.1's (0.7.1); not selected, skipped",)
+    [check] = [c for c in report.checks if c.subject == str(wheel)]
+    assert not check.ok
+    assert check.detail == "the wheel belongs to release v0.7.1, not to the selected main"
+    assert report.exit_code == 1
 
 
 # --------------------------------------------------------------------------- index
@@ -987,7 +994,13 @@ def test_cli_json_and_exit_codes(tmp_path: Path, cli: Callable[..., Any]) -> Non
     document = json.loads(result.out)
     assert set(document["checks"][0]) == {"subject", "name", "expected", "found", "ok", "detail"}
     assert [c for c in document["checks"] if not c["ok"]] == []
-    assert document["summary"] == {"checks": len(document["checks"]), "failed": 0, "errors": 0, "ok": True}
+    assert document["summary"] == {
+        "artifacts": 1,
+        "checks": len(document["checks"]),
+        "failed": 0,
+        "errors": 0,
+        "ok": True,
+    }
     assert result.code == 0
     bad = write_oci_layout(
         tmp_path / "bad", good_spec(labels={**GOOD_LABELS, "org.buildmatrix.pin.nixl": "0.8.0"})
@@ -1005,8 +1018,9 @@ def test_cli_json_and_exit_codes(tmp_path: Path, cli: Callable[..., Any]) -> Non
 
 @pytest.mark.network
 def test_published_meta_wheel(tmp_path: Path, matrix: Matrix) -> None:
-    """The real ai-dynamo 0.7.1 wheel: its vLLM and TensorRT-LLM extras agree with the
-    matrix; its SGLang extra pins 0.5.4.post3 where the reference says 0.5.3.post4."""
+    """The real ai-dynamo 0.7.1 wheel: its extras pin vLLM and TensorRT-LLM as the matrix
+    does, but its SGLang extra pins 0.5.4.post3 where the reference says 0.5.3.post4, and
+    every extra also requires uvloop, which the matrix does not generate."""
     subprocess.run(
         [
             *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
@@ -1020,9 +1034,14 @@ def test_published_meta_wheel(tmp_path: Path, matrix: Matrix) -> None:
     for check in report.checks:
         if check.subject == str(wheel) and check.detail.startswith("extra"):
             by_extra.setdefault(check.detail.split("'")[1], set()).add(check.ok)
-    assert by_extra == {"vllm": {True}, "sglang": {True, False}, "trtllm": {True}}
-    failed = {(c.name, c.found) for c in report.checks if not c.ok and c.subject == str(wheel)}
-    assert failed == {("sglang", "sglang==0.5.4.post3")}
+    assert by_extra == {"vllm": {True, False}, "sglang": {True, False}, "trtllm": {True, False}}
+    failed = {(c.name, c.detail.split(":")[0]) for c in report.checks if not c.ok and c.subject == str(wheel)}
+    assert failed == {
+        ("sglang", "extra 'sglang'"),
+        ("uvloop", "extra 'sglang'"),
+        ("uvloop", "extra 'trtllm'"),
+        ("uvloop", "extra 'vllm'"),
+    }
 
 
 # --------------------------------------------------------------------------- buildah storage

@@ -574,7 +574,9 @@ def test_wheel_that_fails_the_gate_is_kept_aside(tmp_path: Path) -> None:
     assert wheels_in(out / "rejected") == ["ai_dynamo-9.9-py3-none-any.whl"]
     report = json.loads((out / "rejected" / "ai_dynamo-9.9-py3-none-any.whl.audit.json").read_text())
     assert any("0.8.0.dev0" in problem for problem in report["problems"])
-    assert not (out / "manifest.json").exists()
+    record = json.loads((out / "manifest.json").read_text())
+    assert record["wheels"] == []
+    assert record["run"]["status"] == "failed"
 
 
 def _wheel_needing_glibc_234(folder: Path, name: str) -> Path:

@@ -32,7 +32,10 @@ INSTALL_HINTS: dict[str, str] = {
 
 
 def format_command(args: Sequence[str | os.PathLike[str]]) -> str:
-    return shlex.join(str(a) for a in args)
+    """The command as a shell would read it, with URL credentials redacted (it is shown and logged)."""
+    from buildmatrix.redact import redact
+
+    return redact(shlex.join(str(a) for a in args))
 
 
 def which(program: str) -> str:

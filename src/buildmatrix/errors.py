@@ -45,9 +45,11 @@ class CommandFailedError(FailedError):
     def __init__(self, command: list[str], returncode: int, stderr: str = "") -> None:
         import shlex
 
-        message = f"command failed with exit code {returncode}: {shlex.join(command)}"
+        from buildmatrix.redact import redact
+
+        message = f"command failed with exit code {returncode}: {redact(shlex.join(command))}"
         if stderr.strip():
-            message += "\n" + stderr.rstrip()
+            message += "\n" + redact(stderr.rstrip())
         super().__init__(message)
         self.command = command
         self.returncode = returncode

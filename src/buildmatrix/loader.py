@@ -917,9 +917,14 @@ class _Loader:
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("https",)) -> str:
     """Why ``url`` is not a URL safe to pass on (scheme, host, no spaces or quotes), or ``""``."""
+    from buildmatrix.redact import has_credentials, redact_url
+
     parts = urlsplit(url)
     if parts.scheme not in schemes or not parts.hostname or set(url) & _URL_UNSAFE:
-        return f"{url!r} is not an {' or '.join(schemes)} URL without spaces or quotes"
+        return f"{redact_url(url)!r} is not an {' or '.join(schemes)} URL without spaces or quotes"
+    if has_credentials(url):
+        # It would be written into labels, docs and logs, where credentials must never go.
+        return f"{redact_url(url)!r} carries credentials (user info or a token in the query)"
     return ""
 
 

@@ -13,7 +13,12 @@ from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import BuildMatrixError
 
-__all__ = ["WheelMetadata", "read_wheel_metadata"]
+__all__ = ["MAX_MEMBER_BYTES", "WheelMetadata", "read_member", "read_wheel_metadata"]
+
+# METADATA of real wheels is a few kB (torch's is 40 kB); 16 MiB is generous and
+# keeps a decompression bomb from taking the machine's memory.
+MAX_MEMBER_BYTES = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,8 +39,8 @@ def read_wheel_metadata(path: Path) -> WheelMetadata:
             if len(candidates) != 1:
                 msg = f"{path}: expected one *.dist-info/METADATA, found {len(candidates)}"
                 raise BuildMatrixError(msg)
-            text = archive.read(candidates[0]).decode("utf-8")
-    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+            text = read_member(archive, candidates[0], path).decode("utf-8")
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError, EOFError) as error:
         msg = f"cannot read wheel {path}: {error}"
         raise BuildMatrixError(msg) from error
     headers = email.parser.HeaderParser().parsestr(text, headersonly=True)
@@ -51,3 +56,21 @@ def read_wheel_metadata(path: Path) -> WheelMetadata:
         requires=requires,
         extras=tuple(canonicalize_name(e) for e in headers.get_all("Provides-Extra") or []),
     )
+
+
+def read_member(archive: zipfile.ZipFile, member: str, path: Path, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    """A member's bytes, read in chunks and refused past ``limit`` (whatever the
+    zip's directory claims): memory stays bounded however far the member inflates."""
+    chunks: list[bytes] = []
+    size = 0
+    with archive.open(member) as handle:
+        while chunk := handle.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                msg = (
+                    f"wheel {path}: {member} inflates to more than {limit} bytes (the cap for a "
+                    "member read into memory); refusing to read it"
+                )
+                raise BuildMatrixError(msg)
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except BuildMatrixError as error:
         if args.debug:
             raise
-        print(f"buildmatrix: error: {error.message}", file=sys.stderr)
+        from buildmatrix.redact import redact
+
+        print(f"buildmatrix: error: {redact(error.message)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("buildmatrix: interrupted", file=sys.stderr)

@@ -18,11 +18,15 @@ EPILOG = """\
 examples:
   buildmatrix verify                                   the repository: extras, plan, docs
   buildmatrix verify --release v0.7.1 --wheel dist/    built wheels of one release
+  buildmatrix verify --release v0.7.1 --wheel wheelhouse/
+                                                       and its release record: every target
+                                                       built, present and current
   buildmatrix verify --image oci-archive:vllm.tar      an image, never run
   buildmatrix verify --image localhost/dynamo/vllm-runtime:main-cuda12
   buildmatrix verify --release v0.7.1 --check-index    every pin published, not yanked
 
-exit codes: 0 every check holds, 1 a check failed, 2 bad input (an unreadable
+exit codes: 0 every check holds (and checks ran), 1 a check failed or nothing was
+checked (an empty folder, a wheel of another release), 2 bad input (an unreadable
 wheel or image, an unknown release); the other checks are still reported."""
 
 
@@ -42,8 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         metavar="PATH",
-        help="a built or downloaded wheel, or a folder of them; the meta wheel's extras are "
-        "checked per extra (repeatable)",
+        help="a built or downloaded wheel, or a folder of them (with a manifest.json: every "
+        "target of the release recorded, present and current); the meta wheel's extras must "
+        "equal what the matrix generates, per extra (repeatable)",
     )
     parser.add_argument(
         "--image",
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     releases = select_releases(matrix, args.release) if args.release else None
     options = VerifyOptions(
         releases=releases,
-        wheels=tuple(_expand_wheels(args.wheel)),
+        wheels=tuple(args.wheel),
         images=tuple(args.image),
         pyprojects=tuple(args.pyproject),
         check_index=args.check_index,
@@ -118,14 +123,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_table(report, show_all=args.show_all)
     return report.exit_code
-
-
-def _expand_wheels(paths: list[Path]) -> list[Path]:
-    """A folder stands for the wheels in it (``--wheel dist``)."""
-    wheels: list[Path] = []
-    for path in paths:
-        wheels.extend(sorted(path.glob("*.whl")) if path.is_dir() else [path])
-    return wheels
 
 
 def _print_table(report: Report, *, show_all: bool) -> None:
@@ -157,12 +154,12 @@ def _print_table(report: Report, *, show_all: bool) -> None:
         ui.stdout.print(f"note: {note}", markup=False)
     for error in report.errors:
         ui.stderr.print(f"error: {error}", markup=False)
-    verdict = (
-        "all checks hold"
-        if report.exit_code == 0
-        else (
-            f"{len(report.failed)} of {len(report.checks)} checks failed"
-            + (f", {len(report.errors)} inputs unreadable" if report.errors else "")
-        )
-    )
+    counted = f"{len(report.checks)} checks, {report.artifacts} artifacts"
+    if report.nothing_checked:
+        verdict = "nothing was checked: FAIL"
+    elif report.exit_code == 0:
+        verdict = f"all checks hold ({counted})"
+    else:
+        verdict = f"{len(report.failed)} of {len(report.checks)} checks failed ({report.artifacts} artifacts)"
+        verdict += f", {len(report.errors)} inputs unreadable" if report.errors else ""
     ui.stdout.print(f"verify: {verdict}", markup=False)

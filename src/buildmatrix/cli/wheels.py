@@ -60,6 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="print the commands, environment and build selectors without running anything",
     )
     parser.add_argument("--force", action="store_true", help="rebuild targets whose inputs are unchanged")
+    parser.add_argument(
+        "--require-all",
+        action="store_true",
+        help="exit 1 unless every selected target is built (or unchanged since it was built): a "
+        "target this host cannot build fails the run (what CI runs)",
+    )
     parser.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
 
 
@@ -83,7 +89,18 @@ def run(args: argparse.Namespace) -> int:
         _print_dry_run(report)
     else:
         _print_summary(report)
-    return 1 if report.failed else 0
+    if report.failed:
+        return 1
+    if args.require_all and not report.dry_run:
+        missing = [r for r in report.results if r.status not in (Status.BUILT, Status.UNCHANGED)]
+        for result in missing:
+            ui.stderr.print(
+                f"--require-all: {result.target.id} is {result.status}: {result.message}",
+                markup=False,
+                soft_wrap=True,
+            )
+        return 1 if missing else 0
+    return 0
 
 
 def _print_dry_run(report: Report) -> None:

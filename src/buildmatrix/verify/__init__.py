@@ -14,16 +14,22 @@ Modules: ``report`` (Check, Report), ``extras`` (pyproject and wheel extras),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import contextlib
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from buildmatrix.errors import BuildMatrixError
 from buildmatrix.model import Matrix, Release, WheelPackage
+from buildmatrix.redact import redact
 from buildmatrix.verify.extras import check_pyproject, check_wheel, meta_packages
 from buildmatrix.verify.images import check_image
 from buildmatrix.verify.published import check_index
+from buildmatrix.verify.record import check_release_record
 from buildmatrix.verify.report import Check, Collector, Report
+from buildmatrix.wheels.outputs import MANIFEST
 
 __all__ = ["Check", "Report", "VerifyOptions", "verify"]
 
@@ -49,7 +55,11 @@ def verify(
 ) -> Report:
     """Every check: the repository's pin consumers, then the artifacts given."""
     collector = Collector()
-    step = on_step or (lambda _message: None)
+    report_step = on_step or (lambda _message: None)
+
+    def step(message: str) -> None:
+        report_step(redact(message))
+
     pyprojects: list[tuple[Path, WheelPackage | None]] = [
         (package.source / "pyproject.toml", package) for package in meta_packages(matrix)
     ]
@@ -66,20 +76,26 @@ def verify(
             collector.add(*extra_check(matrix, options.releases))
         except BuildMatrixError as error:
             collector.errors.append(error.message)
-    for wheel in options.wheels:
-        step(f"wheel {wheel}")
-        check_wheel(matrix, wheel, options.releases, collector)
+    artifacts = 0
+    for given in options.wheels:
+        for wheel, checked in _wheel_artifacts(matrix, given, options.releases, collector):
+            artifacts += 1
+            step(f"wheel {wheel}")
+            with _must_check(collector, wheel):
+                checked()
     for reference in options.images:
+        artifacts += 1
         step(f"image {reference}")
-        check_image(
-            matrix,
-            reference,
-            options.releases,
-            collector,
-            platform=options.platform,
-            quick=options.quick,
-            on_layer=step,
-        )
+        with _must_check(collector, reference):
+            check_image(
+                matrix,
+                reference,
+                options.releases,
+                collector,
+                platform=options.platform,
+                quick=options.quick,
+                on_layer=step,
+            )
     if options.check_index:
         from buildmatrix.verify.index import SimpleIndexClient, index_config
 
@@ -92,11 +108,99 @@ def verify(
             )
         except BuildMatrixError as error:
             collector.errors.append(error.message)
+    # Index URLs may carry credentials: nothing leaves verify unredacted.
     return Report(
-        checks=tuple(collector.checks),
-        errors=tuple(collector.errors),
-        notes=tuple(collector.notes),
+        checks=tuple(
+            replace(
+                c,
+                subject=redact(c.subject),
+                expected=redact(c.expected),
+                found=redact(c.found),
+                detail=redact(c.detail),
+            )
+            for c in collector.checks
+        ),
+        errors=tuple(redact(e) for e in collector.errors),
+        notes=tuple(redact(n) for n in collector.notes),
+        artifacts=artifacts,
     )
+
+
+@contextlib.contextmanager
+def _must_check(collector: Collector, artifact: object) -> Iterator[None]:
+    """An artifact that yields neither a check nor an error fails: it was given to be checked."""
+    before = (len(collector.checks), len(collector.errors))
+    yield
+    if (len(collector.checks), len(collector.errors)) == before:
+        collector.add(
+            Check(
+                subject=str(artifact),
+                name="(artifact)",
+                expected="checks for the selected release",
+                found="nothing checked",
+                ok=False,
+                detail="no check applies to this artifact",
+            )
+        )
+
+
+def _wheel_artifacts(
+    matrix: Matrix, given: Path, releases: Sequence[Release] | None, collector: Collector
+) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """Each wheel a ``--wheel`` argument stands for, with its check: a folder stands for
+    the wheels in it and, when it holds a ``manifest.json``, for its release record."""
+    if not given.is_dir():
+        if not given.exists():
+            collector.errors.append(f"--wheel {given}: no such file or folder")
+            return
+        yield given, lambda: check_wheel(matrix, given, releases, collector)
+        return
+    wheels = sorted(p for p in given.glob("*.whl") if p.is_file())
+    manifest = given / MANIFEST
+    if manifest.is_file():
+        yield manifest, lambda: check_release_record(matrix, given, releases, collector)
+    elif not wheels:
+        collector.add(
+            Check(
+                subject=str(given),
+                name="(folder)",
+                expected="wheels (*.whl files) to check",
+                found="no wheel files",
+                ok=False,
+                detail="the folder holds no wheel and no manifest.json: nothing to verify",
+            )
+        )
+    recorded = _recorded_releases(manifest) if manifest.is_file() else None
+    selected = None if releases is None else {r.name for r in releases}
+    for wheel in wheels:
+        if recorded is not None and wheel.name in recorded:
+            owner = recorded[wheel.name]
+            if selected is not None and owner not in selected:
+                # A wheelhouse holds several releases; the record check covers the selected ones.
+                collector.notes.append(f"{wheel}: recorded for release {owner}, not selected")
+                continue
+        elif recorded is not None:
+            collector.add(
+                Check(
+                    subject=str(wheel),
+                    name="(record)",
+                    expected=f"recorded in {manifest}",
+                    found="not recorded",
+                    ok=False,
+                    detail="a wheel in the published folder that no run recorded (unknown provenance)",
+                )
+            )
+        yield wheel, functools.partial(check_wheel, matrix, wheel, releases, collector)
+
+
+def _recorded_releases(manifest: Path) -> dict[str, str]:
+    """File name -> release of each manifest entry (an unreadable manifest: none; the
+    release record check reports it)."""
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["wheels"]
+        return {str(e["filename"]): str(e["release"]) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _repository_checks() -> list[Callable[[Matrix, Sequence[Release] | None], list[Check]]]:

@@ -1,8 +1,9 @@
 """The meta package's extras against the matrix: in a pyproject.toml and in a wheel.
 
-An exact pin (``==``) must equal the release's pin, a range (NIXL's ``<=X``) must
-admit it, the extras of a requirement (``nixl[cu12]``) must be there, and the
-meta package must require its runtime package at the release's own version.
+Per extra, and for the base requirements (the runtime package at the release's
+own version), what is declared must equal what the matrix generates: same
+names, extras, specifier sets and markers, nothing missing and nothing more
+(``buildmatrix.verify.pins``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import BuildMatrixError
 from buildmatrix.model import Matrix, Release, ReleaseStatus, WheelPackage
+from buildmatrix.verify import pins
+from buildmatrix.verify.pins import compare_all, group_by_extra, marker_text
 from buildmatrix.verify.report import Check, Collector
 from buildmatrix.wheelmeta import WheelMetadata, read_wheel_metadata
 
@@ -66,96 +68,28 @@ def exact_version(specifier: SpecifierSet) -> Version | None:
         return None
 
 
-def _where(extra: Extra) -> str:
-    return "base requirements" if extra is None else f"extra {extra!r}"
-
-
-def _compare(
-    subject: str,
-    release: Release,
-    extra: Extra,
-    expected: Requirement,
-    found: Requirement,
-) -> Check:
-    name = canonicalize_name(expected.name)
-    where = _where(extra)
-    missing_extras = {canonicalize_name(e) for e in expected.extras} - {
-        canonicalize_name(e) for e in found.extras
-    }
-    found_text = _without_marker(found)
-    pins = release.pins
-    problems = []
-    if missing_extras:
-        problems.append(f"lacks extras [{','.join(sorted(missing_extras))}]")
-    exact = exact_version(expected.specifier)
-    if exact is not None:
-        found_exact = exact_version(found.specifier)
-        if found_exact is None:
-            problems.append(f"is not pinned exactly (expected =={exact})")
-        elif found_exact != exact:
-            problems.append(f"pins {found_exact}, the matrix says {exact}")
-    elif name in pins:
-        if not found.specifier.contains(pins[name], prereleases=True):
-            problems.append(f"{found.specifier or '(any)'} does not admit the pin {pins[name]}")
-    elif found.specifier != expected.specifier:
-        problems.append(f"specifier {found.specifier} differs from {expected.specifier}")
-    return Check(
-        subject=subject,
-        name=name,
-        expected=_without_marker(expected),
-        found=found_text,
-        ok=not problems,
-        detail=f"{where}: "
-        + ("; ".join(problems) if problems else "agrees with the matrix")
-        + f" ({release.name})",
-    )
-
-
-def _without_marker(requirement: Requirement) -> str:
-    copy = Requirement(str(requirement))
-    copy.marker = None
-    return str(copy)
-
-
 def check_declared(
     subject: str,
     release: Release,
     expected: Mapping[Extra, Sequence[Requirement]],
     declared: Mapping[Extra, Sequence[Requirement]],
+    notes: list[str] | None = None,
 ) -> list[Check]:
-    """Compare declared requirements (per extra) with the expected ones."""
-    checks = []
-    for extra, requirements in expected.items():
-        present = declared.get(extra)
-        for requirement in requirements:
-            name = canonicalize_name(requirement.name)
-            if present is None:
-                checks.append(
-                    Check(
-                        subject=subject,
-                        name=name,
-                        expected=_without_marker(requirement),
-                        found="(no such extra)",
-                        ok=False,
-                        detail=f"{_where(extra)} is missing ({release.name})",
-                    )
-                )
-                continue
-            matches = [r for r in present if canonicalize_name(r.name) == name]
-            if not matches:
-                checks.append(
-                    Check(
-                        subject=subject,
-                        name=name,
-                        expected=_without_marker(requirement),
-                        found="(not required)",
-                        ok=False,
-                        detail=f"{_where(extra)} does not require {name} ({release.name})",
-                    )
-                )
-                continue
-            checks.extend(_compare(subject, release, extra, requirement, m) for m in matches)
-    return checks
+    """Compare declared requirements (per extra, markers without the extra clause)
+    with the expected ones exactly, both ways (``buildmatrix.verify.pins``)."""
+    with_markers = {
+        None if extra is None else canonicalize_name(extra): [
+            (r, marker_text(r.marker)) for r in requirements
+        ]
+        for extra, requirements in declared.items()
+    }
+    return compare_all(subject, release, _canonical_keys(expected), with_markers, notes)
+
+
+def _canonical_keys(
+    expected: Mapping[Extra, Sequence[Requirement]],
+) -> dict[pins.Extra, Sequence[Requirement]]:
+    return {None if extra is None else canonicalize_name(extra): value for extra, value in expected.items()}
 
 
 # --------------------------------------------------------------------------- pyproject
@@ -217,35 +151,26 @@ def check_pyproject(
         release_list = list(releases)
     else:
         release_list = [_default_release(matrix)]
+    if {"dependencies", "optional-dependencies"} & dynamic:
+        # Generated at build time: what the build really writes is what is checked.
+        from buildmatrix.verify.built import check_meta_build
+
+        for release in release_list:
+            check_meta_build(matrix, package, path.parent, release, collector)
+        return
     declared: dict[Extra, list[Requirement]] = {}
-    if "dependencies" not in dynamic:
-        base = _parse_requirements(project.get("dependencies", []), f"{path}: dependencies", collector.errors)
-        if base is None:
+    base = _parse_requirements(project.get("dependencies", []), f"{path}: dependencies", collector.errors)
+    if base is None:
+        return
+    declared[None] = base
+    for extra, items in (project.get("optional-dependencies") or {}).items():
+        parsed = _parse_requirements(items, f"{path}: optional-dependencies.{extra}", collector.errors)
+        if parsed is None:
             return
-        declared[None] = base
-    if "optional-dependencies" not in dynamic:
-        for extra, items in (project.get("optional-dependencies") or {}).items():
-            parsed = _parse_requirements(items, f"{path}: optional-dependencies.{extra}", collector.errors)
-            if parsed is None:
-                return
-            declared[canonicalize_name(extra)] = parsed
+        declared[canonicalize_name(extra)] = parsed
     for release in release_list:
         expected = expected_meta_requirements(matrix, release, package)
-        if "optional-dependencies" in dynamic:
-            collector.add(
-                Check(
-                    subject=subject,
-                    name=package.name,
-                    expected="extras generated from the matrix",
-                    found="optional-dependencies is dynamic",
-                    ok=True,
-                    detail="extras are written at build time; verify the built wheel with --wheel",
-                )
-            )
-            expected = {k: v for k, v in expected.items() if k is None}
-        if "dependencies" in dynamic:
-            expected = {k: v for k, v in expected.items() if k is not None}
-        collector.add(*check_declared(subject, release, expected, declared))
+        collector.add(*check_declared(subject, release, expected, declared, collector.notes))
 
 
 def parse_version(value: object) -> Version | None:
@@ -260,39 +185,38 @@ def parse_version(value: object) -> Version | None:
 # --------------------------------------------------------------------------- wheels
 
 
-def _requirements_by_extra(metadata: WheelMetadata, pythons: Sequence[str]) -> dict[Extra, list[Requirement]]:
-    """Requires-Dist grouped by the extra whose marker selects them.
-
-    A requirement belongs to extra E when, for some Python the package supports,
-    its marker holds with ``extra == E`` and not without an extra; markers are
-    evaluated by ``packaging``, so ``extra == "vllm" and python_version < "3.13"``
-    works like pip sees it.
-    """
-    environments = [{"python_version": p, "python_full_version": f"{p}.0"} for p in pythons or ("3.12",)]
-    grouped: dict[Extra, list[Requirement]] = {None: []}
-    for extra in metadata.extras:
-        grouped[extra] = []
-    for requirement in metadata.requires:
-        marker: Marker | None = requirement.marker
-        if marker is None:
-            grouped[None].append(requirement)
-            continue
-        if any(marker.evaluate({**env, "extra": ""}) for env in environments):
-            grouped[None].append(requirement)
-            continue
-        for extra in metadata.extras:
-            if any(marker.evaluate({**env, "extra": extra}) for env in environments):
-                grouped[extra].append(requirement)
-    return grouped
-
-
 def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, collector: Collector) -> None:
     subject = str(path)
+    try:
+        name, file_version, _, _ = parse_wheel_filename(path.name)
+    except InvalidWheelFilename as error:
+        collector.add(
+            Check(
+                subject=subject,
+                name=path.name,
+                expected="a wheel file (name-version-tags.whl)",
+                found=path.name,
+                ok=False,
+                detail=f"not a wheel: {error}",
+            )
+        )
+        return
     try:
         metadata = read_wheel_metadata(path)
     except BuildMatrixError as error:
         collector.errors.append(error.message)
         return
+    if (metadata.name, metadata.version) != (name, file_version):
+        collector.add(
+            Check(
+                subject=subject,
+                name=metadata.name,
+                expected=f"{name} {file_version} (the file name)",
+                found=f"{metadata.name} {metadata.version} (METADATA)",
+                ok=False,
+                detail="the wheel's file name and METADATA disagree",
+            )
+        )
     package = next((p for p in matrix.wheels if p.name == metadata.name), None)
     if package is None:
         collector.add(
@@ -308,9 +232,17 @@ def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, 
         return
     release = _release_for_version(matrix, metadata.version)
     if releases and release is not None and release not in releases:
-        # CI verifies each release of a run with all its wheels: another release's
-        # wheel is that release's to check, not a failure of this one.
-        collector.notes.append(f"{path.name} is {release.name}'s ({metadata.version}); not selected, skipped")
+        selected = ", ".join(r.name for r in releases)
+        collector.add(
+            Check(
+                subject=subject,
+                name=metadata.name,
+                expected=" or ".join(f"{r.version} ({r.name})" for r in releases),
+                found=f"{metadata.version} ({release.name})",
+                ok=False,
+                detail=f"the wheel belongs to release {release.name}, not to the selected {selected}",
+            )
+        )
         return
     if releases and release is None:
         collector.add(
@@ -342,12 +274,62 @@ def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, 
             name=metadata.name,
             expected=str(release.version),
             found=str(metadata.version),
-            ok=True,
+            ok=release.version == metadata.version,
             detail=f"wheel version is release {release.name}",
         )
     )
-    if not package.meta:
-        return
-    expected = expected_meta_requirements(matrix, release, package)
-    declared = _requirements_by_extra(metadata, package.python)
-    collector.add(*check_declared(subject, release, expected, declared))
+    if package.meta:
+        collector.add(
+            *check_meta_metadata(matrix, subject, metadata, release, package, notes=collector.notes)
+        )
+
+
+def check_meta_metadata(
+    matrix: Matrix,
+    subject: str,
+    metadata: WheelMetadata,
+    release: Release,
+    package: WheelPackage,
+    *,
+    notes: list[str] | None = None,
+) -> list[Check]:
+    """The meta wheel's Requires-Dist and Provides-Extra against the matrix, exactly."""
+    expected = _canonical_keys(expected_meta_requirements(matrix, release, package))
+    grouped, unclear = group_by_extra(metadata.requires)
+    checks = compare_all(subject, release, expected, grouped, notes)
+    checks += [
+        Check(
+            subject=subject,
+            name=canonicalize_name(r.name),
+            expected='a marker of the form `... and extra == "X"`',
+            found=str(r),
+            ok=False,
+            detail=f"cannot tell which extra requires this ({release.name})",
+        )
+        for r in unclear
+    ]
+    provided = set(metadata.extras)
+    for extra in expected:
+        if extra is not None and extra not in provided:
+            checks.append(
+                Check(
+                    subject=subject,
+                    name=extra,
+                    expected=f"Provides-Extra: {extra}",
+                    found="(not provided)",
+                    ok=False,
+                    detail=f"the wheel does not provide the extra {extra!r} ({release.name})",
+                )
+            )
+    for extra in sorted(provided - set(expected)):
+        checks.append(
+            Check(
+                subject=subject,
+                name=extra,
+                expected="(not generated)",
+                found=f"Provides-Extra: {extra}",
+                ok=False,
+                detail=f"the matrix generates no extra {extra!r} ({release.name})",
+            )
+        )
+    return checks

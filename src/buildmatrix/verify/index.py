@@ -12,6 +12,7 @@ it that the indexes list is yanked.
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import os
 import sys
@@ -47,6 +48,8 @@ __all__ = [
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+# The largest project pages (torch's PEP 691 JSON) are a few MB; a page past this is refused.
+MAX_PAGE_BYTES = 64 * 1024 * 1024
 TIMEOUT_SECONDS = 30
 _JSON_TYPES = ("application/vnd.pypi.simple.v1+json",)
 
@@ -237,11 +240,19 @@ class SimpleIndexClient:
         if parsed.scheme not in ("http", "https"):
             msg = f"index URL {base!r}: only http, https and file URLs are supported"
             raise IndexUnavailableError(msg)
-        request = urllib.request.Request(url, headers={"Accept": ACCEPT})  # noqa: S310 - scheme checked
+        headers = {"Accept": ACCEPT}
+        if parsed.username is not None:
+            # As pip does: user info in the URL is HTTP basic auth, sent as a header and
+            # never part of the address (nor of any message: see buildmatrix.redact).
+            user = urllib.parse.unquote(parsed.username)
+            password = urllib.parse.unquote(parsed.password or "")
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            url = urllib.parse.urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
                 content_type = response.headers.get_content_type()
-                body = response.read()
+                body = response.read(MAX_PAGE_BYTES + 1)
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
@@ -250,6 +261,9 @@ class SimpleIndexClient:
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             msg = f"index {base} is unreachable ({url}): {error}"
             raise IndexUnavailableError(msg) from error
+        if len(body) > MAX_PAGE_BYTES:
+            msg = f"index {base}: {url} is larger than {MAX_PAGE_BYTES} bytes; refusing to read it"
+            raise IndexUnavailableError(msg)
         text = body.decode("utf-8", errors="replace")
         if content_type in _JSON_TYPES:
             return _parse_json(text, url)

@@ -33,6 +33,11 @@ class Report:
     checks: tuple[Check, ...] = ()
     errors: tuple[str, ...] = ()  # unreadable input: exit 2 after reporting the rest
     notes: tuple[str, ...] = ()  # what was skipped, and why
+    artifacts: int = 0  # wheels, images and release records given to check
+
+    @property
+    def nothing_checked(self) -> bool:
+        return not self.checks
 
     @property
     def failed(self) -> tuple[Check, ...]:
@@ -42,7 +47,7 @@ class Report:
     def exit_code(self) -> int:
         if self.errors:
             return 2
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.nothing_checked else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +55,7 @@ class Report:
             "errors": list(self.errors),
             "notes": list(self.notes),
             "summary": {
+                "artifacts": self.artifacts,
                 "checks": len(self.checks),
                 "failed": len(self.failed),
                 "errors": len(self.errors),

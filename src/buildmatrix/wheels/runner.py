@@ -42,13 +42,15 @@ __all__ = [
     "expected_tag",
     "input_hash",
     "plan_jobs",
+    "run_record",
     "run_wheels",
     "select_targets",
+    "target_inputs",
 ]
 
 BACKENDS = ("auto", "cibuildwheel", "local")
 DRY_RUN_WORK = Path("$WORK")  # how --dry-run shows the work folder a run creates
-INPUT_HASH_FORMAT = 1  # bump when the key's recipe changes: every target rebuilds once
+INPUT_HASH_FORMAT = 2  # bump when the key's recipe changes: every target rebuilds once (2: inputs)
 
 
 class Status(enum.StrEnum):
@@ -235,6 +237,56 @@ def input_hash(job: Job, target: Target, source: SourceTree, info: BuildInfo) ->
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+def target_inputs(target: Target, source: SourceTree, info: BuildInfo) -> dict[str, str]:
+    """The inputs verify can recompute without a backend: a wheel is stale when one changed."""
+    return {
+        "source": source.digest,
+        "build_info": hashlib.sha256(info.text().encode()).hexdigest(),
+        "target": hashlib.sha256(json.dumps(target.to_json(), sort_keys=True).encode()).hexdigest(),
+    }
+
+
+def run_record(
+    request: WheelsRequest, targets: Sequence[Target], results: Sequence[TargetResult]
+) -> dict[str, Any]:
+    """The manifest's ``run`` section: what was asked, and what became of every target."""
+    by_id = {r.target.id: r for r in results}
+    rows = []
+    for target in targets:
+        result = by_id.get(target.id)
+        status = Status.FAILED if result is None else result.status
+        rows.append(
+            {
+                "target": target.id,
+                "package": None if target.package is None else str(target.package.name),
+                "release": target.release.name,
+                "status": str(status),
+                "wheel": None if result is None else result.wheel or None,
+                "reason": "no result" if result is None else result.message or None,
+            }
+        )
+    statuses = {row["status"] for row in rows}
+    if statuses <= {str(Status.BUILT), str(Status.UNCHANGED)}:
+        overall = "complete"
+    elif statuses & {str(Status.FAILED), str(Status.REJECTED)}:
+        overall = "failed"
+    else:
+        overall = "incomplete"
+    matrix_file = request.matrix.path
+    return {
+        "releases": [r.name for r in request.releases],
+        "matrix": {"path": str(matrix_file), "sha256": sha256_of(matrix_file)},
+        "selection": {
+            "packages": list(request.packages),
+            "arch": request.arch,
+            "python": request.python,
+        },
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "status": overall,
+        "targets": rows,
+    }
+
+
 # -- running ---------------------------------------------------------------------------------
 
 
@@ -248,7 +300,11 @@ def run_wheels(request: WheelsRequest) -> Report:
         planned = plan_jobs(backend, targets, DRY_RUN_WORK)
         results = [result for item in planned for result in run.dry_run(item)]
     else:
-        with run.out.work_folder() as work, ui.progress("wheels", len(targets)) as bar:
+        with (
+            run.out.locked(on_wait=lambda message: ui.stderr.print(message, markup=False)),
+            run.out.work_folder() as work,
+            ui.progress("wheels", len(targets)) as bar,
+        ):
             planned = plan_jobs(backend, targets, work)
             if not any(isinstance(item, Job) for item in planned):
                 reasons = "; ".join(
@@ -259,8 +315,12 @@ def run_wheels(request: WheelsRequest) -> Report:
             results = []
             for item in planned:
                 for result in run.execute(item, backend.name, bar):
+                    if result.status.failed:
+                        # The published wheel was built from other inputs: never leave it out.
+                        run.out.withdraw(result.target.id, f"rebuild {result.status}: {result.message}")
                     results.append(result)
                     bar.advance(f"{result.target.id}: {result.status}")
+            run.out.record_run(run_record(request, targets, results))
     order = {t.id: i for i, t in enumerate(targets)}
     return Report(
         out=request.out,
@@ -467,6 +527,7 @@ class _Run:
             "tools": {"buildmatrix": __version__, **job.tools},
             "source": {"path": source.label, "digest": source.digest, **source.provenance.to_json()},
             "input_hash": self.key(job, target),
+            "inputs": target_inputs(target, source, self.info_of(job)),
             "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
 
