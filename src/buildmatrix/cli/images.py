@@ -9,6 +9,7 @@ from pathlib import Path
 
 from buildmatrix import ui
 from buildmatrix._call import call, format_command
+from buildmatrix._paths import output_dir
 from buildmatrix.errors import BuildMatrixError, UsageError
 from buildmatrix.images import (
     ENGINES,
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     root = matrix.root.resolve()
     options = options_from_args(args, matrix, platforms)
     builds = plan_images(matrix, releases, frameworks, options)
-    out_dir = (args.out or root / "out" / "images").resolve()
+    out_dir = output_dir(args.out or root / "out" / "images", "--out", create=not args.dry_run).resolve()
     engine = select_engine(args.engine, root, out_dir, dry_run=args.dry_run)
 
     if args.merge:

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 from buildmatrix import ui
+from buildmatrix._paths import output_dir
+from buildmatrix.errors import UsageError
+from buildmatrix.wheels.outputs import MANIFEST
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.wheels import BACKENDS, Report, Status, WheelsRequest, run_wheels
 from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch,
         python=args.python,
         backend=args.backend,
-        out=args.out if args.out is not None else matrix.wheelhouse,
+        out=_output_folder(args.out if args.out is not None else matrix.wheelhouse, dry_run=args.dry_run),
         dry_run=args.dry_run,
         force=args.force,
     )
@@ -84,6 +87,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(report)
     return 1 if report.failed else 0
+
+
+def _output_folder(path: Path, *, dry_run: bool) -> Path:
+    """--out checked before any build: a writable folder whose fixed entries have the right kind."""
+    out = output_dir(path, "--out", create=not dry_run)
+    for name, folder in ((MANIFEST, False), ("logs", True), ("rejected", True)):
+        entry = out / name
+        if entry.exists() and entry.is_dir() != folder:
+            kind = "a folder" if folder else "a file"
+            msg = f"--out {out}: {entry} must be {kind}; move it away"
+            raise UsageError(msg)
+    return out
 
 
 def _print_dry_run(report: Report) -> None:
