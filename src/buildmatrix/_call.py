@@ -7,11 +7,14 @@ a shell, and on failure shows what the command printed on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal, overload
@@ -87,22 +90,52 @@ def call(
     if log is not None:
         print("+ " + format_command(args), file=log, flush=True)
     full_env = None if env is None else {**os.environ, **env}
-    result = subprocess.run(
+    # Its own process group, so an interrupt stops the whole tree (uv's build
+    # backend, the compiler), not only the direct child.
+    with subprocess.Popen(
         command,
         env=full_env,
         cwd=cwd,
-        check=False,
         text=True,
         stdout=subprocess.PIPE if capture_stdout else log,
         stderr=log if log is not None else subprocess.PIPE,
-    )
-    if result.returncode != 0:
-        stderr = result.stderr or ""
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # Ctrl-C, SIGTERM turned into KeyboardInterrupt by the CLI
+            stop_process_group(process)
+            raise
+    if process.returncode != 0:
+        stderr = stderr or ""
         if log is not None and hasattr(log, "name"):
             log.flush()
             stderr = _tail(Path(log.name))
-        raise CommandFailedError([str(a) for a in args], result.returncode, stderr)
-    return result.stdout if capture_stdout else None
+        raise CommandFailedError([str(a) for a in args], process.returncode, stderr)
+    return stdout if capture_stdout else None
+
+
+def stop_process_group(process: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """SIGTERM the child's process group, SIGKILL what is left after ``grace`` seconds.
+
+    Returns once the group is empty (or after another ``grace``), so the caller can
+    remove the child's work folder without a straggler writing into it again.
+    """
+    group = process.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                process.poll()
+            try:
+                os.killpg(group, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
