@@ -15,13 +15,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal, overload
 
 from buildmatrix.errors import CommandFailedError, ToolMissingError
 
-__all__ = ["call", "format_command", "which"]
+__all__ = ["call", "echo_alias", "format_command", "short_command", "stop_process_group", "which"]
 
 # What to install when a tool is missing; the key is the executable name.
 INSTALL_HINTS: dict[str, str] = {
@@ -36,6 +36,35 @@ INSTALL_HINTS: dict[str, str] = {
 
 def format_command(args: Sequence[str | os.PathLike[str]]) -> str:
     return shlex.join(str(a) for a in args)
+
+
+# Folder -> short name used when echoing commands (e.g. a run's work folder -> "$WORK").
+_ECHO_ALIASES: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def echo_alias(folder: Path, name: str) -> Iterator[None]:
+    """While active, echoes show ``folder`` as ``name`` (the log keeps the full command)."""
+    key = str(folder)
+    _ECHO_ALIASES[key] = name
+    try:
+        yield
+    finally:
+        _ECHO_ALIASES.pop(key, None)
+
+
+def short_command(args: Sequence[str | os.PathLike[str]]) -> str:
+    """The command as echoed to a person: aliased folders, paths relative to here when inside."""
+    here = str(Path.cwd())
+    shown = []
+    for arg in (str(a) for a in args):
+        for folder, name in sorted(_ECHO_ALIASES.items(), key=lambda item: -len(item[0])):
+            if folder in arg:
+                arg = arg.replace(folder, name)
+        if arg.startswith(here + os.sep):
+            arg = arg[len(here) + 1 :]
+        shown.append(arg)
+    return " ".join(a if a.startswith("$") and "'" not in a else shlex.quote(a) for a in shown)
 
 
 def which(program: str) -> str:
@@ -86,7 +115,7 @@ def call(
     command = [str(a) for a in args]
     command[0] = which(command[0])
     if echo:
-        print("+ " + format_command(args), file=sys.stderr, flush=True)
+        print("+ " + short_command(args), file=sys.stderr, flush=True)
     if log is not None:
         print("+ " + format_command(args), file=log, flush=True)
     full_env = None if env is None else {**os.environ, **env}
@@ -111,7 +140,9 @@ def call(
         if log is not None and hasattr(log, "name"):
             log.flush()
             stderr = _tail(Path(log.name))
-        raise CommandFailedError([str(a) for a in args], process.returncode, stderr)
+        raise CommandFailedError(
+            [str(a) for a in args], process.returncode, stderr, shown=short_command(args)
+        )
     return stdout if capture_stdout else None
 
 

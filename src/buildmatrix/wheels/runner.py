@@ -11,6 +11,7 @@ import datetime
 import enum
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,7 +48,8 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "cibuildwheel", "local")
-DRY_RUN_WORK = Path("$WORK")  # how --dry-run shows the work folder a run creates
+# --dry-run prints commands that run as printed, so their work folder is a real path.
+DRY_RUN_WORK = Path(tempfile.gettempdir()) / "buildmatrix-dry-run"
 INPUT_HASH_FORMAT = 1  # bump when the key's recipe changes: every target rebuilds once
 
 
@@ -248,7 +250,14 @@ def run_wheels(request: WheelsRequest) -> Report:
         planned = plan_jobs(backend, targets, DRY_RUN_WORK)
         results = [result for item in planned for result in run.dry_run(item)]
     else:
-        with run.out.work_folder() as work, ui.progress("wheels", len(targets)) as bar:
+        if note:  # before the builds it explains
+            ui.stderr.print(f"note: {note}", markup=False, soft_wrap=True)
+        with (
+            run.out.work_folder() as work,
+            _call.echo_alias(work, "$WORK"),
+            ui.progress("wheels", len(targets)) as bar,
+        ):
+            bar.note(f"$WORK is {work} (removed at the end of the run)")
             planned = plan_jobs(backend, targets, work)
             if not any(isinstance(item, Job) for item in planned):
                 reasons = "; ".join(
