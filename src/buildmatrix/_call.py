@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -57,10 +57,10 @@ def short_command(args: Sequence[str | os.PathLike[str]]) -> str:
     """The command as echoed to a person: aliased folders, paths relative to here when inside."""
     here = str(Path.cwd())
     shown = []
-    for arg in (str(a) for a in args):
+    for original in (str(a) for a in args):
+        arg = original
         for folder, name in sorted(_ECHO_ALIASES.items(), key=lambda item: -len(item[0])):
-            if folder in arg:
-                arg = arg.replace(folder, name)
+            arg = arg.replace(folder, name)
         if arg.startswith(here + os.sep):
             arg = arg[len(here) + 1 :]
         shown.append(arg)

@@ -634,7 +634,11 @@ class _Loader:
         """Requirement strings whose only placeholders are plain pin names: ``{vllm}``."""
         templates = s.strings(key, default=default)
         for template in templates:
-            for _, field, spec, conversion in string.Formatter().parse(template):
+            try:
+                parsed = list(string.Formatter().parse(template))
+            except ValueError as error:  # an unbalanced brace
+                raise s.error(key, f"malformed placeholder in {template!r}: {error}") from None
+            for _, field, spec, conversion in parsed:
                 if field is None:
                     continue
                 if spec or conversion:
@@ -887,8 +891,12 @@ class _Loader:
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("https",)) -> str:
     """Why ``url`` is not a URL safe to pass on (scheme, host, no spaces or quotes), or ``""``."""
-    parts = urlsplit(url)
-    if parts.scheme not in schemes or not parts.hostname or set(url) & _URL_UNSAFE:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unbalanced "[" in the host ("Invalid IPv6 URL")
+        hostname = None
+    if not hostname or parts.scheme not in schemes or set(url) & _URL_UNSAFE:
         return f"{url!r} is not an {' or '.join(schemes)} URL without spaces or quotes"
     return ""
 

@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 
 from buildmatrix import ui
+from buildmatrix._call import format_command
 from buildmatrix._paths import output_dir
 from buildmatrix.errors import UsageError
-from buildmatrix.wheels.outputs import MANIFEST
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.wheels import BACKENDS, Report, Status, WheelsRequest, run_wheels
-from buildmatrix._call import format_command
 from buildmatrix.wheels.buildinfo import BUILD_FILE
+from buildmatrix.wheels.outputs import MANIFEST
 
 HELP = "build the matrix's wheels (cibuildwheel or local), audit them, publish with a manifest"
 
