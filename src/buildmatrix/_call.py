@@ -67,8 +67,9 @@ def short_command(args: Sequence[str | os.PathLike[str]]) -> str:
     return " ".join(a if a.startswith("$") and "'" not in a else shlex.quote(a) for a in shown)
 
 
-def which(program: str) -> str:
-    found = shutil.which(program)
+def which(program: str, path: str | None = None) -> str:
+    """The executable ``program`` names, looked up in ``path`` (default: $PATH)."""
+    found = shutil.which(program, path=path)
     if found is None:
         hint = INSTALL_HINTS.get(program, f"install `{program}` and put it on PATH")
         msg = f"`{program}` was not found on PATH: {hint}"
@@ -113,7 +114,8 @@ def call(
     on failure. ``env`` entries are added to the current environment.
     """
     command = [str(a) for a in args]
-    command[0] = which(command[0])
+    # A command run with its own PATH (a test venv first) is found on that PATH.
+    command[0] = which(command[0], None if env is None else env.get("PATH"))
     if echo:
         print("+ " + short_command(args), file=sys.stderr, flush=True)
     if log is not None:

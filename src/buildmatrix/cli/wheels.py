@@ -134,7 +134,7 @@ def _print_dry_run(report: Report) -> None:
         assert result.info is not None
         for line in _stage_lines(job.package.source, job.source_dir, report.out, result.info.text()):
             out.print(line, markup=False, soft_wrap=True)
-        for command in job.commands:
+        for command in (*job.commands, *job.tests):
             lines = command.describe()
             # A subshell: the `cd` and `export` lines stay with their command.
             out.print("(\n" + "\n".join(f"  {line}" for line in lines) + "\n)", markup=False, soft_wrap=True)

@@ -89,6 +89,9 @@ class Job:
     # images, interpreter. Part of the incremental key and of the manifest.
     tools: Mapping[str, str]
     note: str = ""  # e.g. "aarch64 under QEMU emulation"
+    # Run after ``commands``: the package's tests against the finished wheel in a clean
+    # venv (the local backend; cibuildwheel runs them itself).
+    tests: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class TargetResult:
         }
         if self.job is not None:
             data["commands"] = [c.to_json() for c in self.job.commands]
+            data["tests"] = [c.to_json() for c in self.job.tests]
             data["note"] = self.job.note or None
         if self.info is not None and self.status is Status.PLANNED:
             data["build_info"] = self.info.to_json()
@@ -504,7 +505,7 @@ def _build(job: Job, source: SourceTree, info: BuildInfo, log: IO[str]) -> list[
     base_env = {}
     if source.provenance.commit_time is not None:
         base_env["SOURCE_DATE_EPOCH"] = str(source.provenance.commit_time)
-    for command in job.commands:
+    for command in (*job.commands, *job.tests):
         wheel = None
         if command.wheel_from is not None:
             built = sorted(command.wheel_from.glob("*.whl"))
