@@ -320,6 +320,22 @@ def test_echoes_are_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert short_command([str(work)]) == "wheelhouse/.tmp-wheels-123-abcdef01"  # alias gone after use
 
 
+def test_images_dry_run_without_any_engine_names_none(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # a PATH with git and nothing that builds images
+    bin_dir.mkdir()
+    git = shutil.which("git")
+    if git is not None:
+        (bin_dir / "git").symlink_to(git)
+    env = {"PATH": str(bin_dir)}
+    table = run_cli(["images", "vllm", "--matrix", str(MATRIX_PATH), "--dry-run"], env=env)
+    assert table.returncode == 0, table.stderr
+    title = table.stdout.splitlines()[0]
+    assert "none usable here" in title, title
+    assert "engine buildx" not in title
+    data = run_cli(["images", "vllm", "--matrix", str(MATRIX_PATH), "--dry-run", "--format", "json"], env=env)
+    assert json.loads(data.stdout)["engine_usable"] is False
+
+
 # -- real builds -------------------------------------------------------------------------------
 
 
@@ -334,11 +350,12 @@ def _broken_runtime(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_a_failed_build_prints_the_last_lines_of_its_log(tmp_path: Path) -> None:
     matrix = _broken_runtime(tmp_path)
-    result = run_cli(
-        ["wheels", "--matrix", str(matrix), "--package", "ai-dynamo-runtime", "--backend", "local"],
-        cwd=tmp_path,
-    )
+    result = run_cli(["wheels", "--matrix", str(matrix), "--package", "ai-dynamo-runtime"], cwd=tmp_path)
     assert result.returncode == 1, result.stderr
+    if shutil.which("docker") is None and shutil.which("podman") is None:
+        # The auto backend's note explains the builds, so it comes before them.
+        note = result.stderr.index("note: no container engine answers")
+        assert note < result.stderr.index("\n+ "), result.stderr[:2000]
     assert "Traceback" not in result.stderr
     failed = result.stderr[result.stderr.index("FAILED") :]
     assert "last lines of" in failed
