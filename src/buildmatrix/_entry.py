@@ -13,4 +13,9 @@ def main() -> int:
     except KeyboardInterrupt:
         print("buildmatrix: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as error:  # Python 3.11: a Ctrl-C inside a class being created
+        if not isinstance(error.__cause__, KeyboardInterrupt):
+            raise
+        print("buildmatrix: interrupted", file=sys.stderr)
+        return 130
     return cli_main()

@@ -82,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # also during start-up, before a command runs
         print("buildmatrix: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as error:
+        # Python 3.11 wraps a Ctrl-C that lands in a class body being created (an import
+        # at start-up) in "RuntimeError: Error calling __set_name__".
+        if not isinstance(error.__cause__, KeyboardInterrupt):
+            raise
+        print("buildmatrix: interrupted", file=sys.stderr)
+        return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
