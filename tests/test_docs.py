@@ -232,6 +232,12 @@ def test_check_without_a_page_fails_and_out_is_honoured(
     missing = cli("docs", "--matrix", matrix_path, "--out", out, "--check")
     assert missing.code == 1
     assert "does not exist" in missing.err
+    # A typed --out never creates folders: a typo in the path is reported (exit 2).
+    no_folder = cli("docs", "--matrix", matrix_path, "--out", out)
+    assert no_folder.code == 2
+    assert "folders are not created" in no_folder.err
+    assert not out.parent.exists()
+    out.parent.mkdir()
     assert cli("docs", "--matrix", matrix_path, "--out", out).code == 0
     assert cli("docs", "--matrix", matrix_path, "--out", out, "--check").code == 0
     assert not (tmp_path / "docs").exists()

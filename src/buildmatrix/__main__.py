@@ -1,3 +1,3 @@
-from buildmatrix.cli import main
+from buildmatrix._entry import main
 
 raise SystemExit(main())

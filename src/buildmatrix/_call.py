@@ -7,18 +7,21 @@ a shell, and on failure shows what the command printed on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal, overload
 
 from buildmatrix.errors import CommandFailedError, ToolMissingError
 
-__all__ = ["call", "format_command", "which"]
+__all__ = ["call", "echo_alias", "format_command", "short_command", "stop_process_group", "which"]
 
 # What to install when a tool is missing; the key is the executable name.
 INSTALL_HINTS: dict[str, str] = {
@@ -38,8 +41,38 @@ def format_command(args: Sequence[str | os.PathLike[str]]) -> str:
     return redact(shlex.join(str(a) for a in args))
 
 
-def which(program: str) -> str:
-    found = shutil.which(program)
+# Folder -> short name used when echoing commands (e.g. a run's work folder -> "$WORK").
+_ECHO_ALIASES: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def echo_alias(folder: Path, name: str) -> Iterator[None]:
+    """While active, echoes show ``folder`` as ``name`` (the log keeps the full command)."""
+    key = str(folder)
+    _ECHO_ALIASES[key] = name
+    try:
+        yield
+    finally:
+        _ECHO_ALIASES.pop(key, None)
+
+
+def short_command(args: Sequence[str | os.PathLike[str]]) -> str:
+    """The command as echoed to a person: aliased folders, paths relative to here when inside."""
+    here = str(Path.cwd())
+    shown = []
+    for original in (str(a) for a in args):
+        arg = original
+        for folder, name in sorted(_ECHO_ALIASES.items(), key=lambda item: -len(item[0])):
+            arg = arg.replace(folder, name)
+        if arg.startswith(here + os.sep):
+            arg = arg[len(here) + 1 :]
+        shown.append(arg)
+    return " ".join(a if a.startswith("$") and "'" not in a else shlex.quote(a) for a in shown)
+
+
+def which(program: str, path: str | None = None) -> str:
+    """The executable ``program`` names, looked up in ``path`` (default: $PATH)."""
+    found = shutil.which(program, path=path)
     if found is None:
         hint = INSTALL_HINTS.get(program, f"install `{program}` and put it on PATH")
         msg = f"`{program}` was not found on PATH: {hint}"
@@ -84,28 +117,61 @@ def call(
     on failure. ``env`` entries are added to the current environment.
     """
     command = [str(a) for a in args]
-    command[0] = which(command[0])
+    # A command run with its own PATH (a test venv first) is found on that PATH.
+    command[0] = which(command[0], None if env is None else env.get("PATH"))
     if echo:
-        print("+ " + format_command(args), file=sys.stderr, flush=True)
+        print("+ " + short_command(args), file=sys.stderr, flush=True)
     if log is not None:
         print("+ " + format_command(args), file=log, flush=True)
     full_env = None if env is None else {**os.environ, **env}
-    result = subprocess.run(
+    # Its own process group, so an interrupt stops the whole tree (uv's build
+    # backend, the compiler), not only the direct child.
+    with subprocess.Popen(
         command,
         env=full_env,
         cwd=cwd,
-        check=False,
         text=True,
         stdout=subprocess.PIPE if capture_stdout else log,
         stderr=log if log is not None else subprocess.PIPE,
-    )
-    if result.returncode != 0:
-        stderr = result.stderr or ""
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # Ctrl-C, SIGTERM turned into KeyboardInterrupt by the CLI
+            stop_process_group(process)
+            raise
+    if process.returncode != 0:
+        stderr = stderr or ""
         if log is not None and hasattr(log, "name"):
             log.flush()
             stderr = _tail(Path(log.name))
-        raise CommandFailedError([str(a) for a in args], result.returncode, stderr)
-    return result.stdout if capture_stdout else None
+        raise CommandFailedError(
+            [str(a) for a in args], process.returncode, stderr, shown=short_command(args)
+        )
+    return stdout if capture_stdout else None
+
+
+def stop_process_group(process: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """SIGTERM the child's process group, SIGKILL what is left after ``grace`` seconds.
+
+    Returns once the group is empty (or after another ``grace``), so the caller can
+    remove the child's work folder without a straggler writing into it again.
+    """
+    group = process.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                process.poll()
+            try:
+                os.killpg(group, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -42,12 +42,13 @@ class FailedError(BuildMatrixError):
 class CommandFailedError(FailedError):
     """An external command exited non-zero."""
 
-    def __init__(self, command: list[str], returncode: int, stderr: str = "") -> None:
+    def __init__(self, command: list[str], returncode: int, stderr: str = "", shown: str = "") -> None:
         import shlex
 
         from buildmatrix.redact import redact
 
-        message = f"command failed with exit code {returncode}: {redact(shlex.join(command))}"
+        # ``shown``: the command as it was echoed (short paths); the log has it in full.
+        message = f"command failed with exit code {returncode}: {redact(shown or shlex.join(command))}"
         if stderr.strip():
             message += "\n" + redact(stderr.rstrip())
         super().__init__(message)

@@ -72,16 +72,24 @@ T = TypeVar("T")
 
 
 def load_matrix(path: Path) -> Matrix:
-    """Read ``path``; any problem is a ``MatrixError``/``UsageError`` (exit 2)."""
+    """Read ``path``; any problem is a ``MatrixError``/``UsageError`` (exit 2).
+
+    Only a regular file of at most ``MAX_INPUT_BYTES`` is read (a FIFO would
+    block forever), and nesting deeper than ``MAX_NESTING`` is refused.
+    """
+    from buildmatrix._paths import read_regular_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"matrix file not found: {path} (pass --matrix PATH or set $BUILDMATRIX_MATRIX)"
-        raise UsageError(msg) from None
-    except (OSError, UnicodeDecodeError) as error:
-        msg = f"cannot read matrix file {path}: {error}"
-        raise UsageError(msg) from None
+        text = read_regular_text(path, "matrix file")
+    except UsageError as error:
+        if "not found" in error.message:
+            msg = f"{error.message} (pass --matrix PATH or set $BUILDMATRIX_MATRIX)"
+            raise UsageError(msg) from None
+        raise
     return parse_matrix(text, path)
+
+
+MAX_NESTING = 16  # tables and arrays inside each other; the real matrix needs 4
 
 
 def parse_matrix(text: str, path: Path) -> Matrix:
@@ -89,7 +97,26 @@ def parse_matrix(text: str, path: Path) -> Matrix:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise MatrixError(Origin(str(path)), f"invalid TOML: {error}") from None
+    except RecursionError:
+        raise MatrixError(Origin(str(path)), "invalid TOML: nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise MatrixError(Origin(str(path)), f"invalid TOML: {error}") from None
+    _check_nesting(data, path)
     return _Loader(path, text).matrix(data)
+
+
+def _check_nesting(data: object, path: Path) -> None:
+    """Refuse deeper nesting than any matrix needs, before recursive code walks it."""
+    stack: list[tuple[object, KeyPath]] = [(data, ())]
+    while stack:
+        value, key = stack.pop()
+        if len(key) > MAX_NESTING:
+            problem = f"nested more than {MAX_NESTING} levels deep"
+            raise MatrixError(Origin(str(path), _dotted(key[:MAX_NESTING]) + "..."), problem)
+        if isinstance(value, dict):
+            stack.extend((item, (*key, str(name))) for name, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*key, index)) for index, item in enumerate(value))
 
 
 def select_releases(matrix: Matrix, names: Sequence[str] | None) -> tuple[Release, ...]:
@@ -664,7 +691,11 @@ class _Loader:
         """Requirement strings whose only placeholders are plain pin names: ``{vllm}``."""
         templates = s.strings(key, default=default)
         for template in templates:
-            for _, field, spec, conversion in string.Formatter().parse(template):
+            try:
+                parsed = list(string.Formatter().parse(template))
+            except ValueError as error:  # an unbalanced brace
+                raise s.error(key, f"malformed placeholder in {template!r}: {error}") from None
+            for _, field, spec, conversion in parsed:
                 if field is None:
                     continue
                 if spec or conversion:
@@ -919,8 +950,12 @@ def url_problem(url: str, schemes: tuple[str, ...] = ("https",)) -> str:
     """Why ``url`` is not a URL safe to pass on (scheme, host, no spaces or quotes), or ``""``."""
     from buildmatrix.redact import has_credentials, redact_url
 
-    parts = urlsplit(url)
-    if parts.scheme not in schemes or not parts.hostname or set(url) & _URL_UNSAFE:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unbalanced "[" in the host ("Invalid IPv6 URL")
+        hostname = None
+    if not hostname or parts.scheme not in schemes or set(url) & _URL_UNSAFE:
         return f"{redact_url(url)!r} is not an {' or '.join(schemes)} URL without spaces or quotes"
     if has_credentials(url):
         # It would be written into labels, docs and logs, where credentials must never go.

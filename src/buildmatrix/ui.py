@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["emit_json", "interactive", "progress", "stderr", "stdout", "table"]
 
@@ -38,13 +40,40 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+def table(title: str, columns: list[str], rows: list[list[str]]) -> FittingTable:
     result = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         result.add_column(column, overflow="fold")
     for row in rows:
         result.add_row(*row)
-    return result
+    return FittingTable(result, title, columns, rows)
+
+
+class FittingTable:
+    """A table where it fits; where it does not (80 columns), one record per row.
+
+    Rich would otherwise fold cells mid-word, and a wheel's file name or a target
+    id cut in two can be neither read nor copied.
+    """
+
+    def __init__(self, table: Table, title: str, columns: list[str], rows: list[list[str]]) -> None:
+        self.table = table
+        self.title = title
+        self.columns = columns
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        natural = Measurement.get(console, options.update_width(100_000), self.table).maximum
+        if natural <= options.max_width:
+            yield self.table
+            return
+        yield Text(self.title, style="italic")
+        for row in self.rows:
+            first, *rest = row
+            yield Text(first, style="bold")
+            for name, value in zip(self.columns[1:], rest, strict=False):
+                if value:
+                    yield Text(f"  {name}: {Text.from_markup(value).plain}")
 
 
 class Progress:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
 from buildmatrix import __version__
+from buildmatrix._paths import check_environment, expand_user, find_upward, is_usage_errno
 from buildmatrix.errors import BuildMatrixError
 
 __all__ = ["main"]
@@ -53,9 +56,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common.add_argument(
         "--matrix",
         type=Path,
-        default=Path(os.environ.get("BUILDMATRIX_MATRIX", DEFAULT_MATRIX)),
+        default=None,
         metavar="PATH",
-        help="the matrix file (default: $BUILDMATRIX_MATRIX or ./matrix.toml)",
+        help="the matrix file (default: $BUILDMATRIX_MATRIX, else matrix.toml in this folder "
+        "or the nearest one above it)",
     )
     common.add_argument("--debug", action="store_true", help="show a traceback for errors (for bug reports)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -70,7 +74,28 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # A CI cancel (SIGTERM) cleans up like Ctrl-C: children stopped, temporary folders removed.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # also during start-up, before a command runs
+        print("buildmatrix: interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as error:
+        # Python 3.11 wraps a Ctrl-C that lands in a class body being created (an import
+        # at start-up) in "RuntimeError: Error calling __set_name__".
+        if not isinstance(error.__cause__, KeyboardInterrupt):
+            raise
+        print("buildmatrix: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     # The top level has only --help and --version, so the first other word is the
     # command; building its parser alone spares a run the import of every other
     # command's library (start-up is most of a no-op `wheels` rerun).
@@ -78,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only=first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
+        check_environment(os.environ)
+        args.matrix = _matrix_path(args.matrix)
         code: int = args.run(args)
     except BuildMatrixError as error:
         if args.debug:
@@ -86,7 +113,25 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"buildmatrix: error: {redact(error.message)}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("buildmatrix: interrupted", file=sys.stderr)
-        return 130
+    except OSError as error:
+        # A file or folder the checks up front could not foresee (removed meanwhile,
+        # a full disk): its message, never a traceback.
+        if args.debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"buildmatrix: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2 if is_usage_errno(error) else 1
     return code
+
+
+def _matrix_path(given: Path | None) -> Path:
+    """--matrix, else $BUILDMATRIX_MATRIX, else matrix.toml here or in the nearest folder above."""
+    if given is not None:
+        return expand_user(given, "--matrix")
+    named = os.environ.get("BUILDMATRIX_MATRIX")
+    if named:
+        return expand_user(Path(named), "$BUILDMATRIX_MATRIX")
+    default = Path(DEFAULT_MATRIX)
+    if default.exists():
+        return default
+    return find_upward(DEFAULT_MATRIX, Path.cwd()) or default

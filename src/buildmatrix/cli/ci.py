@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from buildmatrix import ci, ui
+from buildmatrix._paths import output_file
 from buildmatrix.expand import expand
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.model import Release
@@ -61,12 +62,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _output_path(path: Path | None, flag: str) -> Path | None:
+    """An output file checked up front (its folder exists and is writable), or None."""
+    if path is None:
+        return None
+    if flag == "--github-output" and "GITHUB_OUTPUT" in os.environ and path == _env_path("GITHUB_OUTPUT"):
+        flag = "$GITHUB_OUTPUT"
+    return output_file(path, flag)
+
+
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
 
 
 def run(args: argparse.Namespace) -> int:
+    github_output = _output_path(args.github_output, "--github-output")
+    summary_path = _output_path(_env_path("GITHUB_STEP_SUMMARY"), "$GITHUB_STEP_SUMMARY")
     matrix = load_matrix(args.matrix)
     releases: tuple[Release, ...]
     if args.release:
@@ -86,10 +98,9 @@ def run(args: argparse.Namespace) -> int:
         markup=False,
     )
 
-    if args.github_output is not None:
-        ci.write_github_output(args.github_output, outputs)
-        ui.stderr.print(f"wrote {len(outputs)} outputs to {args.github_output}", markup=False)
-    summary_path = _env_path("GITHUB_STEP_SUMMARY")
+    if github_output is not None:
+        ci.write_github_output(github_output, outputs)
+        ui.stderr.print(f"wrote {len(outputs)} outputs to {github_output}", markup=False)
     if summary_path is not None:
         with summary_path.open("a", encoding="utf-8") as handle:
             handle.write(f"Publishing: {publish.reason}\n\n")

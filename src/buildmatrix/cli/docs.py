@@ -8,6 +8,7 @@ from pathlib import Path
 
 from buildmatrix import docs, ui
 from buildmatrix._files import write_text_atomic
+from buildmatrix._paths import expand_user, output_dir, output_file
 from buildmatrix.errors import FailedError, UsageError
 from buildmatrix.loader import load_matrix
 
@@ -36,6 +37,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     out: Path = args.out if args.out is not None else matrix.root / docs.DEFAULT_OUT
+    out = expand_user(out, "--out")
+    if out.is_dir():
+        msg = f"--out {out} is a folder; name the page's file (e.g. {out / Path(docs.DEFAULT_OUT).name})"
+        raise UsageError(msg)
+    if not args.check:
+        if args.out is None:  # the default page's folder is made; a typed one must exist
+            output_dir(out.parent, "the docs folder")
+        out = output_file(out, "--out")
     fresh = docs.render(matrix)
     found = docs.warnings(matrix)
     for warning in found:

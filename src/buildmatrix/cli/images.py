@@ -9,6 +9,7 @@ from pathlib import Path
 
 from buildmatrix import ui
 from buildmatrix._call import call, format_command
+from buildmatrix._paths import output_dir
 from buildmatrix.errors import BuildMatrixError, UsageError
 from buildmatrix.images import (
     ENGINES,
@@ -23,7 +24,7 @@ from buildmatrix.images import (
     run_merges,
     select_engine,
 )
-from buildmatrix.images.engine import buildx_plugin_available
+from buildmatrix.images.engine import buildah_available, buildx_available, buildx_plugin_available
 from buildmatrix.images.plan import (
     ImageBuild,
     check_find_links,
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     root = matrix.root.resolve()
     options = options_from_args(args, matrix, platforms)
     builds = plan_images(matrix, releases, frameworks, options)
-    out_dir = (args.out or root / "out" / "images").resolve()
+    out_dir = output_dir(args.out or root / "out" / "images", "--out", create=not args.dry_run).resolve()
     engine = select_engine(args.engine, root, out_dir, dry_run=args.dry_run)
 
     if args.merge:
@@ -213,13 +214,16 @@ def _show_plan(
     commands: list[list[str]],
     root: Path,
 ) -> int:
-    engine_name = engine.name
+    usable = buildx_available() if isinstance(engine, BuildxEngine) else buildah_available()
+    # Where nothing could run the plan, say so rather than name an engine that is not there.
+    engine_name = engine.name if usable else f"none usable here (the {engine.name} plan is shown)"
     bake_print = None
     if isinstance(engine, BuildxEngine) and not args.merge and buildx_plugin_available():
         bake_print = engine.print_definition()
     if args.format == "json":
         data: dict[str, object] = {
-            "engine": engine_name,
+            "engine": engine.name,
+            "engine_usable": usable,
             "images": [build.to_json(root) for build in builds],
             "commands": [format_command(c) for c in commands],
         }

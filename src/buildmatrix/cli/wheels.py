@@ -6,9 +6,13 @@ import argparse
 from pathlib import Path
 
 from buildmatrix import ui
+from buildmatrix._call import format_command
+from buildmatrix._paths import output_dir
+from buildmatrix.errors import UsageError
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.wheels import BACKENDS, Report, Status, WheelsRequest, run_wheels
-from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER
+from buildmatrix.wheels.buildinfo import BUILD_FILE
+from buildmatrix.wheels.outputs import MANIFEST
 
 HELP = "build the matrix's wheels (cibuildwheel or local), audit them, publish with a manifest"
 
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch,
         python=args.python,
         backend=args.backend,
-        out=args.out if args.out is not None else matrix.wheelhouse,
+        out=_output_folder(args.out if args.out is not None else matrix.wheelhouse, dry_run=args.dry_run),
         dry_run=args.dry_run,
         force=args.force,
     )
@@ -103,49 +107,81 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_folder(path: Path, *, dry_run: bool) -> Path:
+    """--out checked before any build: a writable folder whose fixed entries have the right kind."""
+    out = output_dir(path, "--out", create=not dry_run)
+    for name, folder in ((MANIFEST, False), ("logs", True), ("rejected", True)):
+        entry = out / name
+        if entry.exists() and entry.is_dir() != folder:
+            kind = "a folder" if folder else "a file"
+            msg = f"--out {out}: {entry} must be {kind}; move it away"
+            raise UsageError(msg)
+    return out
+
+
 def _print_dry_run(report: Report) -> None:
+    """Each job as shell lines that run as printed: stage, write build.json, build, repair."""
+    from buildmatrix.wheels.runner import DRY_RUN_WORK
+
     out = ui.stdout
     for note in report.notes:
-        out.print(f"note: {note}", markup=False, soft_wrap=True)
+        out.print(f"# note: {note}", markup=False, soft_wrap=True)
+    work = format_command([str(DRY_RUN_WORK)])
     out.print(
-        f"backend: {report.backend}; $WORK is a fresh folder {report.out}/.tmp-wheels-<pid>-<id> "
-        "created by the run and removed at its end",
+        f"# backend: {report.backend}. The commands below run as printed in a POSIX shell, in the "
+        f"work folder {work}\n# (a real run uses a fresh folder inside --out and removes it).\n"
+        f"rm -rf {work} && mkdir -p {work}",
         markup=False,
+        soft_wrap=True,
     )
     shown: set[str] = set()
     for result in report.results:
         target = result.target
         if result.status is not Status.PLANNED or result.job is None:
-            out.print(f"\n{target.id}: {result.status}: {result.message}", markup=False)
+            out.print(f"\n# {target.id}: {result.status}: {result.message}", markup=False, soft_wrap=True)
             continue
         job = result.job
         if job.slug in shown:
-            out.print(f"\n{target.id}: built by the call above ({job.slug})", markup=False)
+            out.print(f"\n# {target.id}: built by the call above ({job.slug})", markup=False)
             continue
         shown.add(job.slug)
-        out.print(f"\n{', '.join(t.id for t in job.targets)}  [{job.backend}]", markup=False)
+        out.print(f"\n# {', '.join(t.id for t in job.targets)}  [{job.backend}]", markup=False)
         if job.note:
-            out.print(f"  note: {job.note}", markup=False)
-        out.print(f"  stage {job.package.source} -> {job.source_dir}", markup=False)
+            out.print(f"# note: {job.note}", markup=False)
         assert result.info is not None
-        out.print(f"  write {job.source_dir}/.buildmatrix/build.json:", markup=False)
-        for line in result.info.text().splitlines():
-            out.print(f"    {line}", markup=False)
-        for command in job.commands:
-            for number, line in enumerate(command.describe()):
-                out.print(f"  {'+' if number == 0 else ' '} {line}", markup=False)
-        if any(WHEEL_PLACEHOLDER in arg for c in job.commands for arg in c.argv):
-            out.print(f"  ({WHEEL_PLACEHOLDER} is the wheel the build left)", markup=False)
+        for line in _stage_lines(job.package.source, job.source_dir, report.out, result.info.text()):
+            out.print(line, markup=False, soft_wrap=True)
+        for command in (*job.commands, *job.tests):
+            lines = command.describe()
+            # A subshell: the `cd` and `export` lines stay with their command.
+            out.print("(\n" + "\n".join(f"  {line}" for line in lines) + "\n)", markup=False, soft_wrap=True)
         out.print(
-            f"  then audit each wheel; publish to {report.out}/ or keep it in {report.out}/rejected/",
+            f"# then buildmatrix audits each wheel and publishes it to {report.out}/ "
+            f"or keeps it in {report.out}/rejected/",
             markup=False,
+            soft_wrap=True,
         )
 
 
+def _stage_lines(source: Path, destination: Path, out: Path, build_json: str) -> list[str]:
+    """Copy the package's file set (git's, when it is tracked) and write its build.json."""
+    from buildmatrix.wheels.sources import read_source_tree
+
+    tree = read_source_tree(source, exclude=(out,))
+    build_file = destination / BUILD_FILE
+    return [
+        f"mkdir -p {format_command([str(destination)])}",
+        f"(cd {format_command([str(source)])} && cp --parents -p -t "
+        f"{format_command([str(destination)])} -- {format_command(tree.files)})",
+        f"mkdir -p {format_command([str(build_file.parent)])}",
+        f"cat > {format_command([str(build_file)])} <<'BUILDMATRIX_EOF'",
+        *build_json.rstrip("\n").splitlines(),
+        "BUILDMATRIX_EOF",
+    ]
+
+
 def _print_summary(report: Report) -> None:
-    err = ui.stderr
-    for note in report.notes:
-        err.print(f"note: {note}", markup=False, soft_wrap=True)
+    err = ui.stderr  # the backend's note was printed before the builds
     rows = [
         [
             result.target.id,
@@ -178,7 +214,29 @@ def _print_summary(report: Report) -> None:
     for result in report.failed:
         err.print(
             f"{'FAILED' if result.status is Status.FAILED else 'REJECTED'} {result.target.id}: "
-            f"{result.message} (log: {result.log})",
+            f"{result.message.removesuffix(' (see the log)')} (log: {result.log})",
             markup=False,
             soft_wrap=True,
         )
+        if result.status is Status.FAILED and result.log is not None:
+            tail = log_tail(result.log)
+            if tail:
+                err.print(f"  last lines of {result.log}:", markup=False, soft_wrap=True)
+                for line in tail:
+                    err.print(f"  | {line}", markup=False, soft_wrap=True)
+
+
+LOG_TAIL_LINES = 25
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last lines of a build log: the compiler's or auditwheel's complaint is there."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]

@@ -67,6 +67,9 @@ def stage_args(text: str, target: str) -> list[str] | None:
     for keyword, rest in _instructions(text):
         if keyword == "FROM":
             words = [w for w in rest.split() if not w.startswith("--")]
+            if not words:
+                msg = f"`FROM {rest}` names no image"
+                raise ValueError(msg)
             current = _Stage(base=words[0])
             if len(words) >= 3 and words[1].upper() == "AS":
                 stages[words[2]] = current

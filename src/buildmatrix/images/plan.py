@@ -494,7 +494,14 @@ def _check_against_dockerfile(
     if not spec.dockerfile.is_file():
         msg = f"{matrix.path}: [image.{spec.framework}] dockerfile {spec.dockerfile} does not exist"
         raise UsageError(msg)
-    required = stage_args(spec.dockerfile.read_text(), spec.target)
+    from buildmatrix._paths import read_regular_text
+
+    text = read_regular_text(spec.dockerfile, f"[image.{spec.framework}] dockerfile")
+    try:
+        required = stage_args(text, spec.target)
+    except ValueError as error:
+        msg = f"{spec.dockerfile}: malformed Dockerfile: {error}"
+        raise UsageError(msg) from None
     if required is None:
         msg = f"{spec.dockerfile}: no stage named {spec.target!r} ([image.{spec.framework}] target)"
         raise UsageError(msg)

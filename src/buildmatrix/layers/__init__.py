@@ -146,7 +146,8 @@ def open_image(reference: str, *, platform: str | None = None) -> Iterator[tuple
             views = _open(reference, platform, stack)
         except ImageError:
             raise
-        except (OSError, tarfile.TarError, ValueError, KeyError, TypeError) as error:
+        except (OSError, tarfile.TarError, ValueError, KeyError, TypeError, AttributeError) as error:
+            # AttributeError, TypeError: JSON of the wrong shape (a list where an object belongs).
             msg = f"cannot read image {reference!r}: {error}"
             raise ImageError(msg) from error
         if platform is not None:

@@ -55,8 +55,16 @@ class Command:
         if self.path_prepend:
             folders = format_command([os.pathsep.join(self.path_prepend)])
             lines.append(f"export PATH={folders}{os.pathsep}$PATH")
-        lines.append(format_command(self.argv))
+        lines.append(" ".join(self._shown(arg) for arg in self.argv))
         return lines
+
+    def _shown(self, arg: str) -> str:
+        """Shell-quoted; the wheel the previous command left is a glob of its folder (it holds one)."""
+        if WHEEL_PLACEHOLDER in arg and self.wheel_from is not None:
+            before, _, after = arg.partition(WHEEL_PLACEHOLDER)
+            glob = format_command([f"{before}{self.wheel_from}"]) + "/*.whl"
+            return glob + (format_command([after]) if after else "")
+        return format_command([arg])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +89,9 @@ class Job:
     # images, interpreter. Part of the incremental key and of the manifest.
     tools: Mapping[str, str]
     note: str = ""  # e.g. "aarch64 under QEMU emulation"
+    # Run after ``commands``: the package's tests against the finished wheel in a clean
+    # venv (the local backend; cibuildwheel runs them itself).
+    tests: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

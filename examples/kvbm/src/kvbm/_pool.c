@@ -105,7 +105,7 @@ static PyObject *BlockPool_release(BlockPool *self, PyObject *arg)
                          self->capacity - 1);
             goto fail;
         }
-        if (!self->in_use[id]) {
+        if (self->in_use[id] != 1) { /* 0: free already; 2: listed twice in this call */
             PyErr_Format(PyExc_ValueError, "block %zd is not allocated (double free?)", id);
             goto fail;
         }
