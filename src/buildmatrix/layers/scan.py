@@ -1,11 +1,16 @@
 """Scan an image's layers for what verify needs, without extracting anything.
 
 Layers are read topmost first through ``buildmatrix.layers.stream`` (forward only,
-gzip, zstd or plain): the first time a path is seen it is the file the container
-would see; whiteouts (``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower
-layers hold, from the layer below theirs on; a scan stops as soon as everything
-it asked for is found, unless it must count library copies, which needs every
-layer. Entries with ``..`` components are never used and are reported.
+gzip, zstd or plain) with overlay semantics, as a container sees them: the first
+time a path is seen it is the file the container would see; whiteouts
+(``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower layers hold, and so does
+a file or symlink that replaces a directory, from the layer below theirs on. A
+scan stops as soon as everything it asked for is found, unless it must count
+library copies, which needs every layer; the layers it never read are named in
+the result. A layer opened as a digest-checked stream (``layers.digest``) is
+hashed to its end even when the scan needs only its first entries, and a
+mismatch fails the scan naming the blob. Entries with ``..`` components are
+never used and are reported.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -84,6 +89,9 @@ class ScanResult:
     layers_read: int
     layers_total: int
     complete: bool  # every layer was read to its end
+    # Layers the scan never opened (it found everything above them): their names.
+    layers_skipped: tuple[str, ...] = ()
+    blobs_verified: int = 0  # layers whose bytes were checked against their digest
 
 
 def scan_layers(
@@ -104,6 +112,15 @@ def _entry_path(name: str) -> str | None:
         return None
     normalized = posixpath.normpath(stripped)
     return "/" if normalized == "." else "/" + normalized
+
+
+@dataclass(slots=True)
+class _LayerChanges:
+    """What one layer hides from the layers below it (applied once it is read)."""
+
+    hidden: set[str] = field(default_factory=set)  # whiteouts
+    opaque: set[str] = field(default_factory=set)  # opaque directories
+    blocked: set[str] = field(default_factory=set)  # non-directories
 
 
 class _Scanner:
@@ -135,6 +152,10 @@ class _Scanner:
         self.seen: set[str] = set()
         self.hidden: set[str] = set()  # whited out for every lower layer
         self.opaque: set[str] = set()  # directories whose lower-layer content is hidden
+        # Non-directories of upper layers: a lower layer's entries below one are hidden
+        # (a file or symlink that replaces a directory hides its old content).
+        self.blocked: set[str] = set()
+        self.blobs_verified = 0
 
     def done(self) -> bool:
         if self.request.library_patterns:
@@ -147,9 +168,11 @@ class _Scanner:
         total = len(self.layers)
         read = 0
         complete = True
+        skipped: list[str] = []
         for index in range(total - 1, -1, -1):
             if self.done():
                 complete = False
+                skipped = [layer.name for layer in self.layers[: index + 1]]
                 break
             layer = self.layers[index]
             if on_layer is not None:
@@ -158,6 +181,7 @@ class _Scanner:
             stopped_early = self._scan_layer(index, layer)
             if stopped_early:
                 complete = False
+                skipped = [layer.name for layer in self.layers[:index]]
                 break
         return ScanResult(
             distributions={k: tuple(v) for k, v in sorted(self.distributions.items())},
@@ -168,16 +192,18 @@ class _Scanner:
             layers_read=read,
             layers_total=total,
             complete=complete,
+            layers_skipped=tuple(skipped),
+            blobs_verified=self.blobs_verified,
         )
 
     def _hidden(self, path: str) -> bool:
-        if not self.hidden and not self.opaque:
-            return False  # the topmost layer, or nothing whited out above this one
+        if not self.hidden and not self.opaque and not self.blocked:
+            return False  # the topmost layer
         if path in self.hidden:
             return True
         parent = posixpath.dirname(path)
         while True:
-            if parent in self.hidden or parent in self.opaque:
+            if parent in self.hidden or parent in self.opaque or parent in self.blocked:
                 return True
             if parent == "/":
                 return False
@@ -185,28 +211,39 @@ class _Scanner:
 
     def _scan_layer(self, index: int, layer: Layer) -> bool:
         """Read one layer; True when the scan found everything before its end."""
-        new_hidden: set[str] = set()
-        new_opaque: set[str] = set()
-        try:
-            with self.open_layer(layer) as raw, open_layer_tar(raw) as archive:
-                for member in members(archive):
-                    if self._visit(index, archive, member, new_hidden, new_opaque):
-                        return True
-        except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
-            msg = f"cannot read image {self.reference!r}: layer {layer.name}: {error}"
-            raise ImageError(msg) from error
-        # A layer's whiteouts hide only what lies below it, so they apply afterwards.
-        self.hidden |= new_hidden
-        self.opaque |= new_opaque
-        return False
+        changes = _LayerChanges()
+        stopped_early = False
+        with self.open_layer(layer) as raw:
+            # A digest-checked blob (layers.digest.DigestReader) is verified to its end,
+            # also when the scan stops early or the layer does not decode: a mismatch is
+            # the error that counts, and nothing read from the blob is trusted before it.
+            verify: Callable[[], None] | None = getattr(raw, "verify", None)
+            try:
+                with open_layer_tar(raw) as archive:
+                    for member in members(archive):
+                        if self._visit(index, archive, member, changes):
+                            stopped_early = True
+                            break
+            except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
+                if verify is not None:
+                    verify()
+                msg = f"cannot read image {self.reference!r}: layer {layer.name}: {error}"
+                raise ImageError(msg) from error
+            if verify is not None:
+                verify()
+                self.blobs_verified += 1
+        # A layer's whiteouts and files hide only what lies below it, so they apply afterwards.
+        self.hidden |= changes.hidden
+        self.opaque |= changes.opaque
+        self.blocked |= changes.blocked
+        return stopped_early
 
     def _visit(
         self,
         index: int,
         archive: tarfile.TarFile,
         member: tarfile.TarInfo,
-        new_hidden: set[str],
-        new_opaque: set[str],
+        changes: _LayerChanges,
     ) -> bool:
         path = _entry_path(member.name)
         if path is None or (member.islnk() and _entry_path(member.linkname) is None):
@@ -214,13 +251,15 @@ class _Scanner:
             return False
         directory, base = posixpath.split(path)
         if base == _OPAQUE_WHITEOUT:
-            new_opaque.add(directory)
+            changes.opaque.add(directory)
             return False
         if base.startswith(_WHITEOUT_PREFIX):
-            new_hidden.add(posixpath.join(directory, base[len(_WHITEOUT_PREFIX) :]))
+            changes.hidden.add(posixpath.join(directory, base[len(_WHITEOUT_PREFIX) :]))
             return False
         if self._hidden(path):
             return False
+        if not member.isdir():
+            changes.blocked.add(path)
         if self.library_pattern is not None and self.library_pattern.match(base):
             if path not in self.seen and member.isfile():
                 self.libraries.append(path)

@@ -137,19 +137,49 @@ def _zstd_decoder(source: IO[bytes]) -> Callable[[int], bytes]:
     return reader.read
 
 
+class _Prefixed(io.RawIOBase):
+    """``source`` with the bytes already read from it (the magic) put back in front."""
+
+    def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._prefix:
+            if size is None or size < 0:
+                head, self._prefix = self._prefix, b""
+                return head + self._source.read()
+            head, self._prefix = self._prefix[:size], self._prefix[size:]
+            return head
+        return self._source.read(-1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def open_layer_tar(source: IO[bytes]) -> tarfile.TarFile:
-    """A tar reader over one layer blob, whatever its compression (detected by magic)."""
+    """A tar reader over one layer blob, whatever its compression (detected by magic).
+
+    ``source`` may be forward-only (a blob being hashed, an HTTP response); a
+    plain tar on a seekable file is skipped through with real seeks.
+    """
     magic = source.read(4)
-    if not source.seekable():
-        msg = "layer blobs must be seekable files"
-        raise io.UnsupportedOperation(msg)
-    source.seek(0)
+    if magic[:2] != GZIP_MAGIC and magic != ZSTD_MAGIC and source.seekable():
+        source.seek(0)
+        return tarfile.open(fileobj=source, mode="r:")
+    rest: IO[bytes] = _Prefixed(magic, source)  # type: ignore[assignment]
     if magic[:2] == GZIP_MAGIC:
-        stream: IO[bytes] = ForwardReader(_GzipDecoder(source.read))  # type: ignore[assignment]
+        stream: IO[bytes] = ForwardReader(_GzipDecoder(rest.read))  # type: ignore[assignment]
     elif magic == ZSTD_MAGIC:
-        stream = ForwardReader(_zstd_decoder(source))  # type: ignore[assignment]
+        stream = ForwardReader(_zstd_decoder(rest))  # type: ignore[assignment]
     else:
-        stream = source  # plain tar on a seekable file: tarfile skips with real seeks
+        stream = ForwardReader(rest.read)  # type: ignore[assignment]
     return tarfile.open(fileobj=stream, mode="r:")
 
 
