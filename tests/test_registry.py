@@ -321,3 +321,68 @@ def test_references_hosts_and_credentials(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="cannot read the registry credentials") as caught:
         find_credentials("ghcr.io", "x", [broken])
     assert PASSWORD not in caught.value.message
+
+
+# --------------------------------------------------------------------------- merge sources by digest
+
+
+def _per_arch_layout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """One layout holding two tags, `main-cuda12-amd64` and `main-cuda12-arm64`."""
+    amd = write_oci_layout(tmp_path / "amd", good_spec(), tag="main-cuda12-amd64")
+    arm = write_oci_layout(tmp_path / "arm", good_spec(platform="linux/arm64"), tag="main-cuda12-arm64")
+    for blob in (arm / "blobs" / "sha256").iterdir():
+        (amd / "blobs" / "sha256" / blob.name).write_bytes(blob.read_bytes())
+    index = json.loads((amd / "index.json").read_text())
+    index["manifests"] += json.loads((arm / "index.json").read_text())["manifests"]
+    (amd / "index.json").write_text(json.dumps(index))
+    digests = {
+        d["annotations"]["org.opencontainers.image.ref.name"].rsplit("-", 1)[1]: d["digest"]
+        for d in index["manifests"]
+    }
+    return amd, digests
+
+
+def test_merge_sources_are_pinned_by_digest_and_platform(
+    tmp_path: Path, registry: Callable[..., tuple[str, Served]]
+) -> None:
+    from buildmatrix.errors import UsageError
+    from buildmatrix.images import BuildahEngine, MergeStep
+    from buildmatrix.images.merge import parse_digest_flags, pin_merge_sources
+
+    layout, digests = _per_arch_layout(tmp_path)
+    host, served = registry(Served(layout))
+    repository = f"{host}/{served.repository}"
+    step = MergeStep(
+        f"{repository}:main-cuda12",
+        (f"{repository}:main-cuda12-amd64", f"{repository}:main-cuda12-arm64"),
+        ("linux/amd64", "linux/arm64"),
+    )
+    pinned = pin_merge_sources(step, {})
+    assert pinned.sources == (f"{repository}@{digests['amd64']}", f"{repository}@{digests['arm64']}")
+    given = parse_digest_flags([f"linux/arm64={digests['arm64']}"], step.platforms)
+    assert pin_merge_sources(step, given).sources == pinned.sources
+
+    commands = BuildahEngine(tmp_path, tmp_path / "digests").merge_commands(pinned)
+    assert commands[1] == [
+        "buildah", "manifest", "add", "--all", "--tls-verify=false", step.tag, f"docker://{pinned.sources[0]}"
+    ]  # fmt: skip
+    assert commands[-1] == [
+        "buildah", "manifest", "push", "--all", "--tls-verify=false",
+        "--digestfile", str(tmp_path / "digests" / "merge-vllm-runtime-main-cuda12.digest"),
+        step.tag, f"docker://{step.tag}",
+    ]  # fmt: skip
+
+    # The arm64 digest given for amd64 (a swapped CI output) stops the merge, naming it.
+    swapped = {"linux/amd64": digests["arm64"]}
+    with pytest.raises(UsageError, match=r"holds linux/arm64, not only linux/amd64"):
+        pin_merge_sources(step, swapped)
+    missing = {"linux/amd64": "sha256:" + "0" * 64}
+    with pytest.raises(ImageError, match="HTTP 404"):
+        pin_merge_sources(step, missing)
+    for bad, message in (
+        (["linux/amd64"], "OS/ARCH=DIGEST"),
+        (["linux/amd64=sha256:12"], "digest"),
+        (["linux/s390x=" + digests["arm64"]], "not a platform of the merge"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            parse_digest_flags(bad, step.platforms)
