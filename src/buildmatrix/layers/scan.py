@@ -155,6 +155,7 @@ class _Scanner:
         # Non-directories of upper layers: a lower layer's entries below one are hidden
         # (a file or symlink that replaces a directory hides its old content).
         self.blocked: set[str] = set()
+        self.directory_cache: dict[str, bool] = {}
         self.blobs_verified = 0
 
     def done(self) -> bool:
@@ -201,13 +202,22 @@ class _Scanner:
             return False  # the topmost layer
         if path in self.hidden:
             return True
-        parent = posixpath.dirname(path)
-        while True:
-            if parent in self.hidden or parent in self.opaque or parent in self.blocked:
-                return True
-            if parent == "/":
-                return False
-            parent = posixpath.dirname(parent)
+        return self._directory_hidden(path.rpartition("/")[0] or "/")
+
+    def _directory_hidden(self, directory: str) -> bool:
+        """Whether an upper layer hides what this layer has under ``directory``.
+
+        Memoized per layer (the sets change only between layers): a layer holds
+        thousands of files in the same few directories.
+        """
+        known = self.directory_cache.get(directory)
+        if known is not None:
+            return known
+        hidden = directory in self.hidden or directory in self.opaque or directory in self.blocked
+        if not hidden and directory != "/":
+            hidden = self._directory_hidden(directory.rpartition("/")[0] or "/")
+        self.directory_cache[directory] = hidden
+        return hidden
 
     def _scan_layer(self, index: int, layer: Layer) -> bool:
         """Read one layer; True when the scan found everything before its end."""
@@ -236,6 +246,7 @@ class _Scanner:
         self.hidden |= changes.hidden
         self.opaque |= changes.opaque
         self.blocked |= changes.blocked
+        self.directory_cache.clear()
         return stopped_early
 
     def _visit(
