@@ -29,7 +29,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import UsageError
-from buildmatrix.layers.stream import members, open_layer_tar
+from buildmatrix.layers.stream import open_layer_stream
+from buildmatrix.layers.tarstream import TarEntry, TarStream
 
 __all__ = [
     "ImageError",
@@ -120,7 +121,10 @@ class _LayerChanges:
 
     hidden: set[str] = field(default_factory=set)  # whiteouts
     opaque: set[str] = field(default_factory=set)  # opaque directories
-    blocked: set[str] = field(default_factory=set)  # non-directories
+    # Non-directories, by hash(path): an int costs a third of a path's memory, which
+    # matters for layers of 100,000s of files. A collision could only hide lower
+    # content, which whoever writes a layer can do anyway with a whiteout.
+    blocked: set[int] = field(default_factory=set)
 
 
 class _Scanner:
@@ -154,7 +158,7 @@ class _Scanner:
         self.opaque: set[str] = set()  # directories whose lower-layer content is hidden
         # Non-directories of upper layers: a lower layer's entries below one are hidden
         # (a file or symlink that replaces a directory hides its old content).
-        self.blocked: set[str] = set()
+        self.blocked: set[int] = set()
         self.directory_cache: dict[str, bool] = {}
         self.blobs_verified = 0
 
@@ -213,7 +217,7 @@ class _Scanner:
         known = self.directory_cache.get(directory)
         if known is not None:
             return known
-        hidden = directory in self.hidden or directory in self.opaque or directory in self.blocked
+        hidden = directory in self.hidden or directory in self.opaque or hash(directory) in self.blocked
         if not hidden and directory != "/":
             hidden = self._directory_hidden(directory.rpartition("/")[0] or "/")
         self.directory_cache[directory] = hidden
@@ -229,11 +233,11 @@ class _Scanner:
             # the error that counts, and nothing read from the blob is trusted before it.
             verify: Callable[[], None] | None = getattr(raw, "verify", None)
             try:
-                with open_layer_tar(raw) as archive:
-                    for member in members(archive):
-                        if self._visit(index, archive, member, changes):
-                            stopped_early = True
-                            break
+                archive = TarStream(open_layer_stream(raw))
+                for member in archive:
+                    if self._visit(index, archive, member, changes):
+                        stopped_early = True
+                        break
             except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
                 if verify is not None:
                     verify()
@@ -252,8 +256,8 @@ class _Scanner:
     def _visit(
         self,
         index: int,
-        archive: tarfile.TarFile,
-        member: tarfile.TarInfo,
+        archive: TarStream,
+        member: TarEntry,
         changes: _LayerChanges,
     ) -> bool:
         path = _entry_path(member.name)
@@ -269,8 +273,8 @@ class _Scanner:
             return False
         if self._hidden(path):
             return False
-        if not member.isdir():
-            changes.blocked.add(path)
+        if index and not member.isdir():  # (nothing lies below the base layer)
+            changes.blocked.add(hash(path))
         if self.library_pattern is not None and self.library_pattern.match(base):
             if path not in self.seen and member.isfile():
                 self.libraries.append(path)
@@ -291,24 +295,17 @@ class _Scanner:
                 return self.done()
         return False
 
-    def _read_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+    def _read_file(self, archive: TarStream, member: TarEntry, path: str) -> None:
         if not member.isfile():
             self.problems.append(f"{path} is not a regular file in the image")
             return
         if member.size > self.request.max_file_bytes:
             self.problems.append(f"{path} is {member.size} bytes, over the limit")
             return
-        handle = archive.extractfile(member)
-        if handle is not None:
-            self.files[path] = handle.read()
+        self.files[path] = archive.read(member.size)
 
-    def _read_metadata(
-        self, index: int, archive: tarfile.TarFile, member: tarfile.TarInfo, dist_info: str
-    ) -> None:
-        handle = archive.extractfile(member)
-        if handle is None:
-            return
-        head = handle.read(_METADATA_HEAD_BYTES).decode("utf-8", errors="replace")
+    def _read_metadata(self, index: int, archive: TarStream, member: TarEntry, dist_info: str) -> None:
+        head = archive.read(_METADATA_HEAD_BYTES).decode("utf-8", errors="replace")
         headers = email.parser.HeaderParser().parsestr(head, headersonly=True)
         raw_name, raw_version = headers.get("Name"), headers.get("Version")
         if not raw_name or not raw_version:

@@ -20,7 +20,7 @@ from typing import IO, Any, cast
 
 from buildmatrix.errors import BuildMatrixError
 
-__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "ForwardReader", "members", "open_layer_tar"]
+__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "ForwardReader", "members", "open_layer_stream", "open_layer_tar"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -163,24 +163,28 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def open_layer_tar(source: IO[bytes]) -> tarfile.TarFile:
-    """A tar reader over one layer blob, whatever its compression (detected by magic).
+def open_layer_stream(source: IO[bytes]) -> IO[bytes]:
+    """One layer blob's tar bytes, whatever its compression (detected by magic).
 
-    ``source`` may be forward-only (a blob being hashed, an HTTP response); a
-    plain tar on a seekable file is skipped through with real seeks.
+    ``source`` may be forward-only (a blob being hashed, an HTTP response); the
+    result seeks forward only, except a plain tar on a seekable file, which is
+    returned as it is (skipped through with real seeks).
     """
     magic = source.read(4)
     if magic[:2] != GZIP_MAGIC and magic != ZSTD_MAGIC and source.seekable():
         source.seek(0)
-        return tarfile.open(fileobj=source, mode="r:")
+        return source
     rest: IO[bytes] = _Prefixed(magic, source)  # type: ignore[assignment]
     if magic[:2] == GZIP_MAGIC:
-        stream: IO[bytes] = ForwardReader(_GzipDecoder(rest.read))  # type: ignore[assignment]
-    elif magic == ZSTD_MAGIC:
-        stream = ForwardReader(_zstd_decoder(rest))  # type: ignore[assignment]
-    else:
-        stream = ForwardReader(rest.read)  # type: ignore[assignment]
-    return tarfile.open(fileobj=stream, mode="r:")
+        return ForwardReader(_GzipDecoder(rest.read))  # type: ignore[return-value]
+    if magic == ZSTD_MAGIC:
+        return ForwardReader(_zstd_decoder(rest))  # type: ignore[return-value]
+    return ForwardReader(rest.read)  # type: ignore[return-value]
+
+
+def open_layer_tar(source: IO[bytes]) -> tarfile.TarFile:
+    """A ``tarfile`` reader over one layer blob, whatever its compression."""
+    return tarfile.open(fileobj=open_layer_stream(source), mode="r:")
 
 
 def members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
