@@ -270,7 +270,8 @@ class RegistryClient:
         except ssl.SSLError as error:
             if self._plain_http_fallback and self.scheme == "https":
                 self.scheme = "http"  # --tls-verify=false: the host may speak plain HTTP
-                return self._get(path, dict(headers or {}))
+                self._plain_http_fallback = False
+                return self.get(path, headers)
             msg = (
                 f"registry {self.host}: TLS failed ({error.reason or error}); pass --tls-verify=false "
                 "for a registry without a valid certificate"
