@@ -386,3 +386,22 @@ def test_merge_sources_are_pinned_by_digest_and_platform(
     ):
         with pytest.raises(UsageError, match=message):
             parse_digest_flags(bad, step.platforms)
+
+
+def test_merge_dry_run_shows_the_given_digests(cli: Callable[..., Any]) -> None:
+    digest = "sha256:" + "a" * 64
+    result = cli(
+        "images", "vllm", "--merge", "--dry-run", "--engine", "buildah", "--tag-prefix", "127.0.0.1:5000/d",
+        "--digest", f"linux/arm64={digest}", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    adds = [c for c in json.loads(result.out)["commands"] if c.startswith("buildah manifest add")]
+    assert adds == [
+        "buildah manifest add --all --tls-verify=false 127.0.0.1:5000/d/vllm-runtime:main-cuda12 "
+        "docker://127.0.0.1:5000/d/vllm-runtime:main-cuda12-amd64",
+        "buildah manifest add --all --tls-verify=false 127.0.0.1:5000/d/vllm-runtime:main-cuda12 "
+        f"docker://127.0.0.1:5000/d/vllm-runtime@{digest}",
+    ]
+    misplaced = cli("images", "vllm", "--dry-run", "--digest", f"linux/arm64={digest}")
+    assert misplaced.code == 2
+    assert "--digest names the per-arch images of a --merge" in misplaced.err

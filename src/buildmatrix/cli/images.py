@@ -222,12 +222,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(msg)
 
     if args.merge:
-        from buildmatrix.images.merge import parse_digest_flags, pin_merge_sources
+        from buildmatrix.images.merge import parse_digest_flags, pin_merge_sources, with_given_digests
 
         steps = merge_steps(builds)
         digests = parse_digest_flags(args.digest, tuple(p for step in steps for p in step.platforms))
         if args.dry_run:
-            commands = [c for step in steps for c in engine.merge_commands(step)]
+            shown = [with_given_digests(step, digests) for step in steps]
+            commands = [c for step in shown for c in engine.merge_commands(step)]
             return _show_plan(args, engine, builds, commands, root)
         steps = [pin_merge_sources(step, digests, tls_verify=args.tls_verify) for step in steps]
         results = run_merges(engine, steps, log_dir=out_dir / "logs")

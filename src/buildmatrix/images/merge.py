@@ -19,7 +19,7 @@ from buildmatrix.errors import UsageError
 from buildmatrix.images.plan import MergeStep
 from buildmatrix.layers.digest import parse_digest
 
-__all__ = ["parse_digest_flags", "pin_merge_sources"]
+__all__ = ["parse_digest_flags", "pin_merge_sources", "with_given_digests"]
 
 
 def parse_digest_flags(values: list[str], platforms: tuple[str, ...] | None = None) -> dict[str, str]:
@@ -43,6 +43,15 @@ def parse_digest_flags(values: list[str], platforms: tuple[str, ...] | None = No
             raise UsageError(msg)
         digests[platform] = digest
     return digests
+
+
+def with_given_digests(step: MergeStep, digests: Mapping[str, str]) -> MergeStep:
+    """The sources as a dry run shows them: ``REPO@DIGEST`` where a digest is given."""
+    sources = tuple(
+        f"{source.rsplit(':', 1)[0]}@{digests[platform]}" if platform in digests else source
+        for source, platform in zip(step.sources, step.platforms, strict=True)
+    )
+    return replace(step, sources=sources)
 
 
 def _os_arch(platform: Mapping[str, object] | str) -> str:
