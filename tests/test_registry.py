@@ -405,3 +405,30 @@ def test_merge_dry_run_shows_the_given_digests(cli: Callable[..., Any]) -> None:
     misplaced = cli("images", "vllm", "--dry-run", "--digest", f"linux/arm64={digest}")
     assert misplaced.code == 2
     assert "--digest names the per-arch images of a --merge" in misplaced.err
+
+
+def test_tls_is_required_off_localhost_unless_waived(
+    tmp_path: Path, registry: Callable[..., tuple[str, Served]]
+) -> None:
+    from buildmatrix.layers.registry import RegistryClient
+
+    assert RegistryClient("ghcr.io").scheme == "https"
+    assert RegistryClient("127.0.0.1:5000").scheme == "http"
+    assert RegistryClient("localhost:5000").scheme == "http"
+    layout = write_oci_layout(tmp_path / "layout", good_spec())
+    host, served = registry(Served(layout, require_auth=False))
+    path = f"/v2/{served.repository}/manifests/latest"
+    # The registry speaks plain HTTP. Spoken to as a remote host is (over HTTPS), the TLS
+    # handshake fails and the message says how to waive it ...
+    remote = RegistryClient(host)
+    remote.scheme = "https"
+    with pytest.raises(ImageError, match=r"TLS failed .*--tls-verify=false"):
+        remote.get(path)
+    # ... and with --tls-verify=false the client falls back to plain HTTP, as skopeo does.
+    waived = RegistryClient(host, tls_verify=False)
+    waived.scheme, waived._plain_http_fallback = "https", True
+    response = waived.get(path)
+    assert response.status == 200
+    response.read()
+    response.close()
+    assert waived.scheme == "http"
