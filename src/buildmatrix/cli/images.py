@@ -46,6 +46,8 @@ examples:
   buildmatrix images all --release v0.7.1 --engine buildah
   buildmatrix images vllm --platform linux/arm64 --split --push --tag-prefix REPO
   buildmatrix images vllm --merge --tag-prefix REPO      join per-arch tags into one list
+  buildmatrix images vllm --merge --tag-prefix REPO --digest linux/amd64=sha256:... \
+      --digest linux/arm64=sha256:...                   ... exactly the per-arch digests verified
   buildmatrix images vllm --base-image mirror/cuda:12.8.1-runtime-ubuntu24.04 \\
       --index-url https://pypi.mirror/simple --secret id=netrc,src=$HOME/.netrc
 """
@@ -127,6 +129,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="build nothing: join the pushed <tag>-<arch> images into one multi-arch manifest list",
     )
     parser.add_argument(
+        "--digest",
+        action="append",
+        default=[],
+        metavar="OS/ARCH=DIGEST",
+        help="with --merge: the per-arch image to join for that platform, by digest (what its "
+        "--split --push printed and verify checked); default: the digest its <tag>-<arch> names now",
+    )
+    parser.add_argument(
+        "--tls-verify",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="with --push/--merge (buildah): require HTTPS with a verified certificate (default: "
+        "true; a registry on localhost or 127.0.0.0/8 is always spoken to over plain HTTP)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
@@ -134,6 +152,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="show the plan and commands only")
     parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    msg = f"{value!r} is not true or false"
+    raise argparse.ArgumentTypeError(msg)
 
 
 def _created() -> datetime.datetime:
@@ -189,13 +217,21 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args, matrix, platforms)
     builds = plan_images(matrix, releases, frameworks, options)
     out_dir = output_dir(args.out or root / "out" / "images", "--out", create=not args.dry_run).resolve()
-    engine = select_engine(args.engine, root, out_dir, dry_run=args.dry_run)
+    engine = select_engine(args.engine, root, out_dir, dry_run=args.dry_run, tls_verify=args.tls_verify)
+    if args.digest and not args.merge:
+        msg = "--digest names the per-arch images of a --merge"
+        raise UsageError(msg)
 
     if args.merge:
+        from buildmatrix.images.merge import parse_digest_flags, pin_merge_sources, with_given_digests
+
         steps = merge_steps(builds)
+        digests = parse_digest_flags(args.digest, tuple(p for step in steps for p in step.platforms))
         if args.dry_run:
-            commands = [c for step in steps for c in engine.merge_commands(step)]
+            shown = [with_given_digests(step, digests) for step in steps]
+            commands = [c for step in shown for c in engine.merge_commands(step)]
             return _show_plan(args, engine, builds, commands, root)
+        steps = [pin_merge_sources(step, digests, tls_verify=args.tls_verify) for step in steps]
         results = run_merges(engine, steps, log_dir=out_dir / "logs")
         return _summary(args, results)
 
@@ -285,4 +321,8 @@ def _summary(args: argparse.Namespace, results: list[Result]) -> int:
         )
         for result in failed:
             ui.stderr.print(f"{result.name}: {result.error} (see {result.log})", markup=False)
+        for result in results:
+            if result.digest:  # what CI hands to `verify --image docker://...` and `--merge --digest`
+                repository = result.tags[0].rsplit(":", 1)[0]
+                ui.stdout.print(f"pushed {result.tags[0]}: {repository}@{result.digest}", markup=False)
     return 1 if failed else 0

@@ -23,6 +23,8 @@ examples:
                                                        built, present and current
   buildmatrix verify --image oci-archive:vllm.tar      an image, never run
   buildmatrix verify --image localhost/dynamo/vllm-runtime:main-cuda12
+  buildmatrix verify --image docker://127.0.0.1:5000/dynamo/vllm-runtime@sha256:...
+                                                       straight from a registry, every platform
   buildmatrix verify --release v0.7.1 --check-index    every pin published, not yanked
 
 exit codes: 0 every check holds (and checks ran), 1 a check failed or nothing was
@@ -55,8 +57,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="REF",
-        help="an image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a path to "
-        "one of those, or a name in local buildah storage; never run (repeatable)",
+        help="an image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, "
+        "docker://HOST/REPO[:TAG][@DIGEST] (a registry), a path to one of those, or a name in "
+        "local buildah storage; never run, every blob checked against its digest (repeatable)",
+    )
+    parser.add_argument(
+        "--tls-verify",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="with docker:// images: require HTTPS with a verified certificate (default: true; "
+        "a registry on localhost or 127.0.0.0/8 is always spoken to over plain HTTP); "
+        "--tls-verify=false also accepts plain HTTP, as skopeo does",
     )
     parser.add_argument(
         "--platform",
@@ -103,6 +115,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    msg = f"{value!r} is not true or false"
+    raise argparse.ArgumentTypeError(msg)
+
+
 def run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     releases = select_releases(matrix, args.release) if args.release else None
@@ -116,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         extra_index_urls=tuple(args.extra_index_url),
         platform=args.platform,
         quick=args.quick,
+        tls_verify=args.tls_verify,
     )
     report = verify(matrix, options, on_step=lambda message: ui.stderr.print(message, markup=False))
     if args.format == "json":

@@ -107,3 +107,7 @@ class BuildxEngine:
 
     def run(self, command: list[str], log: IO[str]) -> None:
         call(*command, cwd=self.root, log=log)
+
+    def pushed_digest(self, name: str) -> str:
+        """Not recorded for buildx (its --metadata-file would hold it)."""
+        return ""

@@ -2,7 +2,11 @@
 
 Each image is built into a manifest list named after its tag (``buildah build
 --platform ... --manifest``), which `buildah manifest push --all` publishes with
-every platform. The storage driver and isolation come from buildah's own
+every platform, writing the list's digest to ``<digest dir>/<name>.digest``.
+A merge joins per-arch images into one list by digest (`buildah manifest add
+--all REPO@DIGEST`, every instance of each per-arch list) and pushes it the same
+way. A registry on localhost or 127.0.0.0/8 is pushed to over plain HTTP, as
+``verify`` reads it. The storage driver and isolation come from buildah's own
 configuration or environment (``STORAGE_DRIVER``, ``BUILDAH_ISOLATION``), as on
 any buildah host.
 """
@@ -15,7 +19,7 @@ from typing import IO
 
 from buildmatrix._call import call
 from buildmatrix.errors import CommandFailedError
-from buildmatrix.images.plan import ImageBuild, MergeStep
+from buildmatrix.images.plan import ImageBuild, MergeStep, merge_name
 
 __all__ = ["BuildahEngine"]
 
@@ -23,8 +27,30 @@ __all__ = ["BuildahEngine"]
 class BuildahEngine:
     name = "buildah"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, digest_dir: Path | None = None, *, tls_verify: bool = True) -> None:
         self.root = root
+        self.digest_dir = digest_dir  # where pushes write the pushed list's digest
+        self.tls_verify = tls_verify
+
+    def _tls(self, reference: str) -> list[str]:
+        """``--tls-verify=false`` for a local registry (plain HTTP) or when asked."""
+        from buildmatrix.layers.registry import is_local_host
+
+        host = reference.removeprefix("docker://").split("/", 1)[0]
+        return [] if self.tls_verify and not is_local_host(host) else ["--tls-verify=false"]
+
+    def _push(self, manifest: str, destination: str, name: str) -> list[str]:
+        command = ["buildah", "manifest", "push", "--all", *self._tls(destination)]
+        if self.digest_dir is not None:
+            command += ["--digestfile", str(self.digest_dir / f"{name}.digest")]
+        return [*command, manifest, f"docker://{destination}"]
+
+    def pushed_digest(self, name: str) -> str:
+        """The digest the last push of ``name`` wrote, or "" (no push, no digest dir)."""
+        if self.digest_dir is None:
+            return ""
+        path = self.digest_dir / f"{name}.digest"
+        return path.read_text().strip() if path.is_file() else ""
 
     def prepare(self, builds: Sequence[ImageBuild]) -> None:
         """Nothing to write: buildah takes everything on its command line."""
@@ -63,18 +89,26 @@ class BuildahEngine:
         commands = [command]
         for tag in build.tags:
             if push:
-                commands.append(["buildah", "manifest", "push", "--all", manifest, f"docker://{tag}"])
+                commands.append(self._push(manifest, tag, build.name))
         return commands
 
     def merge_commands(self, step: MergeStep) -> list[list[str]]:
         commands = [["buildah", "manifest", "create", step.tag]]
+        # --all: a per-arch source is itself a (one-platform) list; take its instances,
+        # not only the one that matches this host's platform.
         commands += [
-            ["buildah", "manifest", "add", step.tag, f"docker://{source}"] for source in step.sources
+            ["buildah", "manifest", "add", "--all", *self._tls(source), step.tag, f"docker://{source}"]
+            for source in step.sources
         ]
-        commands.append(["buildah", "manifest", "push", "--all", step.tag, f"docker://{step.tag}"])
+        commands.append(self._push(step.tag, step.tag, merge_name(step)))
         return commands
 
     def run(self, command: list[str], log: IO[str]) -> None:
+        if "--digestfile" in command:
+            # A failed push must never report the digest an earlier push wrote.
+            digest_file = Path(command[command.index("--digestfile") + 1])
+            digest_file.parent.mkdir(parents=True, exist_ok=True)
+            digest_file.unlink(missing_ok=True)
         if command[1] == "build":
             self._drop_stale_list(command[command.index("--manifest") + 1], log)
         elif command[1:3] == ["manifest", "create"]:

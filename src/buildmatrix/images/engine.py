@@ -14,7 +14,7 @@ from buildmatrix._call import call, format_command, which
 from buildmatrix.errors import BuildMatrixError, CommandFailedError, ToolMissingError, UsageError
 from buildmatrix.images.bake import BuildxEngine
 from buildmatrix.images.buildah import BuildahEngine
-from buildmatrix.images.plan import ImageBuild, MergeStep
+from buildmatrix.images.plan import ImageBuild, MergeStep, merge_name
 
 __all__ = ["ENGINES", "Engine", "Result", "Status", "run_builds", "run_merges", "select_engine"]
 
@@ -31,6 +31,8 @@ class Engine(Protocol):
     def merge_commands(self, step: MergeStep) -> list[list[str]]: ...
 
     def run(self, command: list[str], log: IO[str]) -> None: ...
+
+    def pushed_digest(self, name: str) -> str: ...
 
 
 class Status(enum.StrEnum):
@@ -49,6 +51,7 @@ class Result:
     seconds: float
     log: Path
     error: str = ""
+    digest: str = ""  # what was pushed: the manifest list's digest, when the engine reports it
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -59,6 +62,7 @@ class Result:
             "seconds": round(self.seconds, 1),
             "log": str(self.log),
             "error": self.error,
+            "digest": self.digest,
         }
 
 
@@ -84,7 +88,9 @@ def buildah_available() -> bool:
     return _answers("buildah", "version")
 
 
-def select_engine(choice: str, root: Path, out_dir: Path, *, dry_run: bool = False) -> Engine:
+def select_engine(
+    choice: str, root: Path, out_dir: Path, *, dry_run: bool = False, tls_verify: bool = True
+) -> Engine:
     """``auto``: buildx when a daemon with buildx answers, else buildah, else exit 2.
 
     A dry run needs no tool: ``auto`` then falls back to showing the buildx plan.
@@ -115,7 +121,7 @@ def select_engine(choice: str, root: Path, out_dir: Path, *, dry_run: bool = Fal
         which("buildah")  # exit 2 with the install hint, before any build starts
     if choice == "buildx":
         return BuildxEngine(root, out_dir / "docker-bake.json")
-    return BuildahEngine(root)
+    return BuildahEngine(root, out_dir / "digests", tls_verify=tls_verify)
 
 
 def _run_steps(
@@ -157,7 +163,10 @@ def run_builds(engine: Engine, builds: Sequence[ImageBuild], *, push: bool, log_
                 engine, build.name, engine.build_commands(build, push=push), log_path
             )
             status = (Status.PUSHED if push else Status.BUILT) if ok else Status.FAILED
-            results.append(Result(build.name, build.tags, build.platforms, status, seconds, log_path, error))
+            digest = engine.pushed_digest(build.name) if ok and push else ""
+            results.append(
+                Result(build.name, build.tags, build.platforms, status, seconds, log_path, error, digest)
+            )
             tracker.advance(f"{build.name}: {status}")
     return results
 
@@ -166,11 +175,14 @@ def run_merges(engine: Engine, steps: Sequence[MergeStep], *, log_dir: Path) -> 
     results: list[Result] = []
     with ui.progress("manifest lists", len(steps)) as tracker:
         for step in steps:
-            name = step.tag.rsplit("/", 1)[-1].replace(":", "-")
-            log_path = log_dir / f"merge-{name}.log"
+            name = merge_name(step)
+            log_path = log_dir / f"{name}.log"
             ok, error, seconds = _run_steps(engine, name, engine.merge_commands(step), log_path)
             status = Status.MERGED if ok else Status.FAILED
-            results.append(Result(step.tag, (step.tag,), step.platforms, status, seconds, log_path, error))
+            digest = engine.pushed_digest(name) if ok else ""
+            results.append(
+                Result(step.tag, (step.tag,), step.platforms, status, seconds, log_path, error, digest)
+            )
             tracker.advance(f"{step.tag}: {status}")
     return results
 

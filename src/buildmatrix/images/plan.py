@@ -32,6 +32,7 @@ __all__ = [
     "Secret",
     "check_index_url",
     "check_repository",
+    "merge_name",
     "merge_steps",
     "parse_base_images",
     "parse_secret",
@@ -469,6 +470,11 @@ def merge_steps(builds: Sequence[ImageBuild]) -> list[MergeStep]:
             sources = tuple(f"{tag}-{_platform_arch(p)}" for p in build.platforms)
             steps.append(MergeStep(tag, sources, build.platforms))
     return steps
+
+
+def merge_name(step: MergeStep) -> str:
+    """A file-name-safe name for a merge: its log and digest file are named after it."""
+    return "merge-" + step.tag.rsplit("/", 1)[-1].replace(":", "-")
 
 
 def _toolkit_requirements(matrix: Matrix, release: Release, wheelhouse: Path) -> list[str]:

@@ -1,9 +1,15 @@
 """Read files out of a container image without running it and without extracting it.
 
 Sources: an OCI image layout directory, an OCI archive (``buildah push IMG
-oci-archive:x.tar``), a ``docker save`` tarball, or an image in local
+oci-archive:x.tar``), a ``docker save`` tarball, an image in local
 buildah/podman storage (copied to a temporary OCI layout with ``buildah push``,
-or ``buildah manifest push --all`` for a manifest list, so every platform comes).
+or ``buildah manifest push --all`` for a manifest list, so every platform comes),
+or an image in a registry (``docker://HOST/REPO:TAG``, read through the OCI
+distribution API by ``buildmatrix.layers.registry``, never copied to disk).
+
+Every blob is checked against the digest it is referenced by while it streams
+(``buildmatrix.layers.digest``): manifests and configs when read, layers as the
+scan reads them; a mismatch fails naming the blob.
 
 An image becomes one ``ImageView`` per platform: its labels and its layers;
 ``ImageView.scan`` reads the layers (``buildmatrix.layers.scan``). Nothing is
@@ -16,7 +22,6 @@ from __future__ import annotations
 import json
 import posixpath
 import shutil
-import string
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from buildmatrix.layers.digest import BlobDigestError, DigestReader, check_digest, parse_digest
 from buildmatrix.layers.scan import (
     ImageError,
     InstalledDistribution,
@@ -36,6 +42,7 @@ from buildmatrix.layers.scan import (
 
 __all__ = [
     "LIBNIXL_PATTERNS",
+    "BlobDigestError",
     "ImageError",
     "ImageView",
     "InstalledDistribution",
@@ -66,13 +73,29 @@ _JSON_LIMIT = 16 * 1024 * 1024  # manifests and configs are kilobytes
 
 
 class _Store:
-    """Blobs of one image source, opened by their relative path."""
+    """Blobs of one image source, opened by their relative path (layouts, archives)."""
 
     def open(self, name: str) -> IO[bytes]:
         raise NotImplementedError
 
     def exists(self, name: str) -> bool:
         raise NotImplementedError
+
+    def open_blob(self, digest: str, size: int | None, what: str) -> DigestReader:
+        """The blob ``digest`` names, hashed as it is read."""
+        return DigestReader(self.open(_blob_path(digest)), digest, what, size)
+
+    def read_blob(self, digest: str, size: int | None, what: str) -> bytes:
+        """A small blob (manifest, config), whole, after its digest is checked."""
+        with self.open(_blob_path(digest)) as handle:
+            data = handle.read(_JSON_LIMIT + 1)
+        if len(data) > _JSON_LIMIT:
+            msg = f"{what} {digest} is larger than {_JSON_LIMIT} bytes"
+            raise ValueError(msg)
+        return check_digest(data, digest, what, size)
+
+    def read_manifest(self, digest: str, size: int | None) -> bytes:
+        return self.read_blob(digest, size, "manifest")
 
 
 class _DirectoryStore(_Store):
@@ -118,6 +141,10 @@ class ImageView:
     labels: Mapping[str, str]
     layers: tuple[Layer, ...]
     _open_layer: Callable[[Layer], IO[bytes]] = field(repr=False, compare=False)
+    # The manifest's and config's digests, both checked when read ("" when the
+    # source has no such blob, e.g. the manifest of a docker-save tarball).
+    manifest_digest: str = ""
+    config_digest: str = ""
 
     @property
     def subject(self) -> str:
@@ -134,16 +161,27 @@ class ImageView:
 
 
 @contextmanager
-def open_image(reference: str, *, platform: str | None = None) -> Iterator[tuple[ImageView, ...]]:
+def open_image(
+    reference: str, *, platform: str | None = None, tls_verify: bool = True
+) -> Iterator[tuple[ImageView, ...]]:
     """Every platform image ``reference`` names (one, or one per arch of an index).
 
     ``reference``: ``oci:DIR[:TAG]``, ``oci-archive:FILE[:TAG]``,
-    ``docker-archive:FILE[:TAG]``, ``containers-storage:NAME``, a path to any of
-    the first three (detected), or else an image name in local buildah storage.
+    ``docker-archive:FILE[:TAG]``, ``containers-storage:NAME``,
+    ``docker://HOST/REPO[:TAG][@DIGEST]`` (a registry; ``tls_verify=False``
+    accepts an unverified certificate or plain HTTP from a host other than
+    localhost), a path to any of the first three (detected), or else an image
+    name in local buildah storage.
     """
     with ExitStack() as stack:
         try:
-            views = _open(reference, platform, stack)
+            if reference.startswith("docker://"):
+                from buildmatrix.layers.registry import open_registry_image
+
+                store, descriptors = open_registry_image(reference, tls_verify=tls_verify, stack=stack)
+                views = _views_of(reference, store, descriptors)
+            else:
+                views = _open(reference, platform, stack)
         except ImageError:
             raise
         except (OSError, tarfile.TarError, ValueError, KeyError, TypeError, AttributeError) as error:
@@ -234,21 +272,31 @@ def _open_local_storage(reference: str, name: str, stack: ExitStack) -> tuple[Im
 
 
 def _read_json(store: _Store, name: str) -> Any:
-    with store.open(name) as handle:
-        data = handle.read(_JSON_LIMIT + 1)
-    if len(data) > _JSON_LIMIT:
-        msg = f"{name} is larger than {_JSON_LIMIT} bytes"
+    return json.loads(_read_json_bytes(store, name))
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    document = json.loads(data)
+    if not isinstance(document, dict):
+        msg = f"{what} is not a JSON object"
         raise ValueError(msg)
-    return json.loads(data)
+    return document
 
 
 def _blob_path(digest: str) -> str:
-    algorithm, sep, encoded = str(digest).partition(":")
-    # The digest becomes a path: only a plain algorithm and hex are acceptable.
-    if not sep or not algorithm.isalnum() or not encoded or not set(encoded) <= set(string.hexdigits):
-        msg = f"invalid digest {digest!r}"
-        raise ValueError(msg)
+    # The digest becomes a path: only a registered algorithm and its hex are acceptable.
+    algorithm, encoded = parse_digest(digest)
     return f"blobs/{algorithm}/{encoded}"
+
+
+def _size(descriptor: Mapping[str, Any]) -> int | None:
+    size = descriptor.get("size")
+    if size is None:
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        msg = f"descriptor {descriptor.get('digest')}: invalid size {size!r}"
+        raise ValueError(msg)
+    return size
 
 
 def _read_oci(reference: str, store: _Store, tag: str | None) -> tuple[ImageView, ...]:
@@ -259,10 +307,16 @@ def _read_oci(reference: str, store: _Store, tag: str | None) -> tuple[ImageView
         if not descriptors:
             msg = f"image {reference!r}: no manifest tagged {tag!r} in index.json"
             raise ImageError(msg)
+    return _views_of(reference, store, descriptors, where="index.json")
+
+
+def _views_of(
+    reference: str, store: _Store, descriptors: list[dict[str, Any]], where: str = "the registry"
+) -> tuple[ImageView, ...]:
     views: list[ImageView] = []
     _collect_manifests(reference, store, descriptors, views, depth=0)
     if not views:
-        msg = f"image {reference!r}: index.json names no image manifest"
+        msg = f"image {reference!r}: {where} names no image manifest"
         raise ImageError(msg)
     return tuple(views)
 
@@ -282,23 +336,34 @@ def _collect_manifests(
         platform = descriptor.get("platform") or {}
         if platform.get("os") == "unknown":
             continue  # BuildKit attestation manifests
-        document = _read_json(store, _blob_path(descriptor["digest"]))
+        manifest_digest = str(descriptor["digest"])
+        document = _json_object(
+            store.read_manifest(manifest_digest, _size(descriptor)), f"manifest {manifest_digest}"
+        )
         media_type = media_type or document.get("mediaType", "")
         if media_type in INDEX_MEDIA_TYPES or "manifests" in document:
             _collect_manifests(reference, store, document["manifests"], views, depth + 1)
             continue
-        config = _read_json(store, _blob_path(document["config"]["digest"]))
+        config_descriptor = document["config"]
+        config_digest = str(config_descriptor["digest"])
+        config = _json_object(
+            store.read_blob(config_digest, _size(config_descriptor), "config"), f"config {config_digest}"
+        )
         layers = tuple(
-            Layer(name=layer["digest"], media_type=layer.get("mediaType", ""), size=layer.get("size"))
+            Layer(name=str(layer["digest"]), media_type=layer.get("mediaType", ""), size=_size(layer))
             for layer in document.get("layers", [])
         )
+        for layer in layers:
+            parse_digest(layer.name)  # before anything is read
         views.append(
             ImageView(
                 reference=reference,
                 platform=_platform(platform) or _platform(config),
                 labels=_labels(config),
                 layers=layers,
-                _open_layer=lambda layer, store=store: store.open(_blob_path(layer.name)),  # type: ignore[misc]
+                _open_layer=lambda layer, store=store: store.open_blob(layer.name, layer.size, "layer"),  # type: ignore[misc]
+                manifest_digest=manifest_digest,
+                config_digest=config_digest,
             )
         )
 
@@ -314,20 +379,69 @@ def _read_docker_archive(reference: str, store: _Store, tag: str | None) -> tupl
             raise ImageError(msg)
     views = []
     for entry in entries:
-        config = _read_json(store, entry["Config"])
+        # docker save names the config by its digest (the image ID) and lists the
+        # layers' digests as the config's diff_ids (its layers are uncompressed tars).
+        config_name = str(entry["Config"])
+        config_digest = _docker_archive_digest(config_name)
+        if config_digest is None:
+            msg = f"image {reference!r}: config {config_name!r} is not named by its digest"
+            raise ImageError(msg)
+        config = _json_object(
+            check_digest(_read_json_bytes(store, config_name), config_digest, "config"),
+            f"config {config_digest}",
+        )
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        if len(diff_ids) != len(entry["Layers"]):
+            msg = (
+                f"image {reference!r}: manifest.json lists {len(entry['Layers'])} layers, "
+                f"the config's rootfs.diff_ids {len(diff_ids)}"
+            )
+            raise ImageError(msg)
         layers = tuple(Layer(name=name, media_type="", size=None) for name in entry["Layers"])
-        for layer in layers:
+        expected = {}
+        for layer, diff_id in zip(layers, diff_ids, strict=True):
             _safe_relative(layer.name)
+            # A layer stored as blobs/sha256/<hex> (docker 25+) is named by its digest.
+            expected[layer.name] = _docker_archive_digest(layer.name) or str(diff_id)
+            parse_digest(expected[layer.name])
         views.append(
             ImageView(
                 reference=reference,
                 platform=_platform(config),
                 labels=_labels(config),
                 layers=layers,
-                _open_layer=lambda layer, store=store: store.open(layer.name),  # type: ignore[misc]
+                _open_layer=_docker_archive_opener(store, expected),
+                config_digest=config_digest,
             )
         )
     return tuple(views)
+
+
+def _docker_archive_opener(store: _Store, expected: Mapping[str, str]) -> Callable[[Layer], IO[bytes]]:
+    def open_layer(layer: Layer) -> IO[bytes]:
+        return DigestReader(  # type: ignore[return-value]
+            store.open(layer.name), expected[layer.name], f"layer {layer.name}"
+        )
+
+    return open_layer
+
+
+def _read_json_bytes(store: _Store, name: str) -> bytes:
+    with store.open(name) as handle:
+        data = handle.read(_JSON_LIMIT + 1)
+    if len(data) > _JSON_LIMIT:
+        msg = f"{name} is larger than {_JSON_LIMIT} bytes"
+        raise ValueError(msg)
+    return data
+
+
+def _docker_archive_digest(name: str) -> str | None:
+    """``sha256:<hex>`` when a docker-save member is named by its digest, else None."""
+    stem = posixpath.basename(name).removesuffix(".json")
+    # (A legacy ``<id>/layer.tar``'s id is not the layer's digest: its diff_id is.)
+    if len(stem) == 64 and set(stem) <= set("0123456789abcdef"):
+        return f"sha256:{stem}"
+    return None
 
 
 def _platform(data: Mapping[str, Any]) -> str:

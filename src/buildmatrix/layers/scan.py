@@ -1,11 +1,16 @@
 """Scan an image's layers for what verify needs, without extracting anything.
 
 Layers are read topmost first through ``buildmatrix.layers.stream`` (forward only,
-gzip, zstd or plain): the first time a path is seen it is the file the container
-would see; whiteouts (``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower
-layers hold, from the layer below theirs on; a scan stops as soon as everything
-it asked for is found, unless it must count library copies, which needs every
-layer. Entries with ``..`` components are never used and are reported.
+gzip, zstd or plain) with overlay semantics, as a container sees them: the first
+time a path is seen it is the file the container would see; whiteouts
+(``.wh.NAME``, opaque ``.wh..wh..opq``) hide what lower layers hold, and so does
+a file or symlink that replaces a directory, from the layer below theirs on. A
+scan stops as soon as everything it asked for is found, unless it must count
+library copies, which needs every layer; the layers it never read are named in
+the result. A layer opened as a digest-checked stream (``layers.digest``) is
+hashed to its end even when the scan needs only its first entries, and a
+mismatch fails the scan naming the blob. Entries with ``..`` components are
+never used and are reported.
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ import re
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix.errors import UsageError
-from buildmatrix.layers.stream import members, open_layer_tar
+from buildmatrix.layers.stream import open_layer_stream
+from buildmatrix.layers.tarstream import TarEntry, TarStream
 
 __all__ = [
     "ImageError",
@@ -84,6 +90,9 @@ class ScanResult:
     layers_read: int
     layers_total: int
     complete: bool  # every layer was read to its end
+    # Layers the scan never opened (it found everything above them): their names.
+    layers_skipped: tuple[str, ...] = ()
+    blobs_verified: int = 0  # layers whose bytes were checked against their digest
 
 
 def scan_layers(
@@ -104,6 +113,18 @@ def _entry_path(name: str) -> str | None:
         return None
     normalized = posixpath.normpath(stripped)
     return "/" if normalized == "." else "/" + normalized
+
+
+@dataclass(slots=True)
+class _LayerChanges:
+    """What one layer hides from the layers below it (applied once it is read)."""
+
+    hidden: set[str] = field(default_factory=set)  # whiteouts
+    opaque: set[str] = field(default_factory=set)  # opaque directories
+    # Non-directories, by hash(path): an int costs a third of a path's memory, which
+    # matters for layers of 100,000s of files. A collision could only hide lower
+    # content, which whoever writes a layer can do anyway with a whiteout.
+    blocked: set[int] = field(default_factory=set)
 
 
 class _Scanner:
@@ -135,6 +156,11 @@ class _Scanner:
         self.seen: set[str] = set()
         self.hidden: set[str] = set()  # whited out for every lower layer
         self.opaque: set[str] = set()  # directories whose lower-layer content is hidden
+        # Non-directories of upper layers: a lower layer's entries below one are hidden
+        # (a file or symlink that replaces a directory hides its old content).
+        self.blocked: set[int] = set()
+        self.directory_cache: dict[str, bool] = {}
+        self.blobs_verified = 0
 
     def done(self) -> bool:
         if self.request.library_patterns:
@@ -147,9 +173,11 @@ class _Scanner:
         total = len(self.layers)
         read = 0
         complete = True
+        skipped: list[str] = []
         for index in range(total - 1, -1, -1):
             if self.done():
                 complete = False
+                skipped = [layer.name for layer in self.layers[: index + 1]]
                 break
             layer = self.layers[index]
             if on_layer is not None:
@@ -158,6 +186,7 @@ class _Scanner:
             stopped_early = self._scan_layer(index, layer)
             if stopped_early:
                 complete = False
+                skipped = [layer.name for layer in self.layers[:index]]
                 break
         return ScanResult(
             distributions={k: tuple(v) for k, v in sorted(self.distributions.items())},
@@ -168,45 +197,68 @@ class _Scanner:
             layers_read=read,
             layers_total=total,
             complete=complete,
+            layers_skipped=tuple(skipped),
+            blobs_verified=self.blobs_verified,
         )
 
     def _hidden(self, path: str) -> bool:
-        if not self.hidden and not self.opaque:
-            return False  # the topmost layer, or nothing whited out above this one
+        if not self.hidden and not self.opaque and not self.blocked:
+            return False  # the topmost layer
         if path in self.hidden:
             return True
-        parent = posixpath.dirname(path)
-        while True:
-            if parent in self.hidden or parent in self.opaque:
-                return True
-            if parent == "/":
-                return False
-            parent = posixpath.dirname(parent)
+        return self._directory_hidden(path.rpartition("/")[0] or "/")
+
+    def _directory_hidden(self, directory: str) -> bool:
+        """Whether an upper layer hides what this layer has under ``directory``.
+
+        Memoized per layer (the sets change only between layers): a layer holds
+        thousands of files in the same few directories.
+        """
+        known = self.directory_cache.get(directory)
+        if known is not None:
+            return known
+        hidden = directory in self.hidden or directory in self.opaque or hash(directory) in self.blocked
+        if not hidden and directory != "/":
+            hidden = self._directory_hidden(directory.rpartition("/")[0] or "/")
+        self.directory_cache[directory] = hidden
+        return hidden
 
     def _scan_layer(self, index: int, layer: Layer) -> bool:
         """Read one layer; True when the scan found everything before its end."""
-        new_hidden: set[str] = set()
-        new_opaque: set[str] = set()
-        try:
-            with self.open_layer(layer) as raw, open_layer_tar(raw) as archive:
-                for member in members(archive):
-                    if self._visit(index, archive, member, new_hidden, new_opaque):
-                        return True
-        except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
-            msg = f"cannot read image {self.reference!r}: layer {layer.name}: {error}"
-            raise ImageError(msg) from error
-        # A layer's whiteouts hide only what lies below it, so they apply afterwards.
-        self.hidden |= new_hidden
-        self.opaque |= new_opaque
-        return False
+        changes = _LayerChanges()
+        stopped_early = False
+        with self.open_layer(layer) as raw:
+            # A digest-checked blob (layers.digest.DigestReader) is verified to its end,
+            # also when the scan stops early or the layer does not decode: a mismatch is
+            # the error that counts, and nothing read from the blob is trusted before it.
+            verify: Callable[[], None] | None = getattr(raw, "verify", None)
+            try:
+                archive = TarStream(open_layer_stream(raw))
+                for member in archive:
+                    if self._visit(index, archive, member, changes):
+                        stopped_early = True
+                        break
+            except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
+                if verify is not None:
+                    verify()
+                msg = f"cannot read image {self.reference!r}: layer {layer.name}: {error}"
+                raise ImageError(msg) from error
+            if verify is not None:
+                verify()
+                self.blobs_verified += 1
+        # A layer's whiteouts and files hide only what lies below it, so they apply afterwards.
+        self.hidden |= changes.hidden
+        self.opaque |= changes.opaque
+        self.blocked |= changes.blocked
+        self.directory_cache.clear()
+        return stopped_early
 
     def _visit(
         self,
         index: int,
-        archive: tarfile.TarFile,
-        member: tarfile.TarInfo,
-        new_hidden: set[str],
-        new_opaque: set[str],
+        archive: TarStream,
+        member: TarEntry,
+        changes: _LayerChanges,
     ) -> bool:
         path = _entry_path(member.name)
         if path is None or (member.islnk() and _entry_path(member.linkname) is None):
@@ -214,13 +266,15 @@ class _Scanner:
             return False
         directory, base = posixpath.split(path)
         if base == _OPAQUE_WHITEOUT:
-            new_opaque.add(directory)
+            changes.opaque.add(directory)
             return False
         if base.startswith(_WHITEOUT_PREFIX):
-            new_hidden.add(posixpath.join(directory, base[len(_WHITEOUT_PREFIX) :]))
+            changes.hidden.add(posixpath.join(directory, base[len(_WHITEOUT_PREFIX) :]))
             return False
         if self._hidden(path):
             return False
+        if index and not member.isdir():  # (nothing lies below the base layer)
+            changes.blocked.add(hash(path))
         if self.library_pattern is not None and self.library_pattern.match(base):
             if path not in self.seen and member.isfile():
                 self.libraries.append(path)
@@ -241,24 +295,17 @@ class _Scanner:
                 return self.done()
         return False
 
-    def _read_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+    def _read_file(self, archive: TarStream, member: TarEntry, path: str) -> None:
         if not member.isfile():
             self.problems.append(f"{path} is not a regular file in the image")
             return
         if member.size > self.request.max_file_bytes:
             self.problems.append(f"{path} is {member.size} bytes, over the limit")
             return
-        handle = archive.extractfile(member)
-        if handle is not None:
-            self.files[path] = handle.read()
+        self.files[path] = archive.read(member.size)
 
-    def _read_metadata(
-        self, index: int, archive: tarfile.TarFile, member: tarfile.TarInfo, dist_info: str
-    ) -> None:
-        handle = archive.extractfile(member)
-        if handle is None:
-            return
-        head = handle.read(_METADATA_HEAD_BYTES).decode("utf-8", errors="replace")
+    def _read_metadata(self, index: int, archive: TarStream, member: TarEntry, dist_info: str) -> None:
+        head = archive.read(_METADATA_HEAD_BYTES).decode("utf-8", errors="replace")
         headers = email.parser.HeaderParser().parsestr(head, headersonly=True)
         raw_name, raw_version = headers.get("Name"), headers.get("Version")
         if not raw_name or not raw_version:

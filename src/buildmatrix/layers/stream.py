@@ -20,7 +20,7 @@ from typing import IO, Any, cast
 
 from buildmatrix.errors import BuildMatrixError
 
-__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "ForwardReader", "members", "open_layer_tar"]
+__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "ForwardReader", "members", "open_layer_stream", "open_layer_tar"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -137,20 +137,54 @@ def _zstd_decoder(source: IO[bytes]) -> Callable[[int], bytes]:
     return reader.read
 
 
-def open_layer_tar(source: IO[bytes]) -> tarfile.TarFile:
-    """A tar reader over one layer blob, whatever its compression (detected by magic)."""
+class _Prefixed(io.RawIOBase):
+    """``source`` with the bytes already read from it (the magic) put back in front."""
+
+    def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._prefix:
+            if size is None or size < 0:
+                head, self._prefix = self._prefix, b""
+                return head + self._source.read()
+            head, self._prefix = self._prefix[:size], self._prefix[size:]
+            return head
+        return self._source.read(-1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_layer_stream(source: IO[bytes]) -> IO[bytes]:
+    """One layer blob's tar bytes, whatever its compression (detected by magic).
+
+    ``source`` may be forward-only (a blob being hashed, an HTTP response); the
+    result seeks forward only, except a plain tar on a seekable file, which is
+    returned as it is (skipped through with real seeks).
+    """
     magic = source.read(4)
-    if not source.seekable():
-        msg = "layer blobs must be seekable files"
-        raise io.UnsupportedOperation(msg)
-    source.seek(0)
+    if magic[:2] != GZIP_MAGIC and magic != ZSTD_MAGIC and source.seekable():
+        source.seek(0)
+        return source
+    rest: IO[bytes] = _Prefixed(magic, source)  # type: ignore[assignment]
     if magic[:2] == GZIP_MAGIC:
-        stream: IO[bytes] = ForwardReader(_GzipDecoder(source.read))  # type: ignore[assignment]
-    elif magic == ZSTD_MAGIC:
-        stream = ForwardReader(_zstd_decoder(source))  # type: ignore[assignment]
-    else:
-        stream = source  # plain tar on a seekable file: tarfile skips with real seeks
-    return tarfile.open(fileobj=stream, mode="r:")
+        return ForwardReader(_GzipDecoder(rest.read))  # type: ignore[return-value]
+    if magic == ZSTD_MAGIC:
+        return ForwardReader(_zstd_decoder(rest))  # type: ignore[return-value]
+    return ForwardReader(rest.read)  # type: ignore[return-value]
+
+
+def open_layer_tar(source: IO[bytes]) -> tarfile.TarFile:
+    """A ``tarfile`` reader over one layer blob, whatever its compression."""
+    return tarfile.open(fileobj=open_layer_stream(source), mode="r:")
 
 
 def members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:

@@ -45,6 +45,7 @@ class VerifyOptions:
     extra_index_urls: tuple[str, ...] = ()
     platform: str | None = None  # only this platform of multi-arch images
     quick: bool = False  # stop reading images once pins are found; no libnixl count
+    tls_verify: bool = True  # docker:// images: False accepts an unverified or plain-HTTP registry
 
 
 def verify(
@@ -95,6 +96,7 @@ def verify(
                 platform=options.platform,
                 quick=options.quick,
                 on_layer=step,
+                tls_verify=options.tls_verify,
             )
     if options.check_index:
         from buildmatrix.verify.index import SimpleIndexClient, index_config

@@ -4,7 +4,10 @@ Labels (release, framework, CUDA, Python, one per pin), the pins file
 ``/opt/buildmatrix/pins.json``, the versions of the installed distributions
 (``*.dist-info/METADATA`` under site-packages), NIXL within the extras'
 specifier, the toolkit's own wheels at the release's version, exactly one
-libnixl, and no layer entry outside the root.
+libnixl, and no layer entry outside the root. Every blob read is checked
+against its digest (a mismatch is a failed check naming the blob, and nothing
+read from that image is judged); with ``--quick`` the layers left unread are
+named and no check speaks for them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from buildmatrix.images.plan import (
     LABEL_RELEASE,
 )
 from buildmatrix.images.plan import PINS_FILE as IMAGE_PINS_FILE
-from buildmatrix.layers import LIBNIXL_PATTERNS, ImageView, ScanRequest, ScanResult, open_image
+from buildmatrix.layers import (
+    LIBNIXL_PATTERNS,
+    BlobDigestError,
+    ImageView,
+    ScanRequest,
+    ScanResult,
+    open_image,
+)
 from buildmatrix.model import Framework, Matrix, Release
 from buildmatrix.verify.extras import exact_version, parse_version
 from buildmatrix.verify.report import Check, Collector
@@ -248,14 +258,32 @@ def check_image(
     platform: str | None = None,
     quick: bool = False,
     on_layer: Callable[[str], None] | None = None,
+    tls_verify: bool = True,
 ) -> None:
     """Labels, pins file and installed distributions of every platform of one image."""
     try:
-        with open_image(reference, platform=platform) as views:
+        with open_image(reference, platform=platform, tls_verify=tls_verify) as views:
             for view in views:
-                _check_view(matrix, view, releases, collector, quick=quick, on_layer=on_layer)
+                try:
+                    _check_view(matrix, view, releases, collector, quick=quick, on_layer=on_layer)
+                except BlobDigestError as error:
+                    collector.add(_blob_failure(view.subject, error))
+    except BlobDigestError as error:
+        collector.add(_blob_failure(reference, error))
     except BuildMatrixError as error:
         collector.errors.append(error.message)
+
+
+def _blob_failure(subject: str, error: BlobDigestError) -> Check:
+    """A blob whose bytes are not what its digest says: the image fails, naming it."""
+    return Check(
+        subject=subject,
+        name=f"blob {error.blob}",
+        expected=error.blob,
+        found=error.found,
+        ok=False,
+        detail=error.message + "; nothing read from this image is judged",
+    )
 
 
 def _check_view(
@@ -331,6 +359,12 @@ def _check_view(
                 detail=", ".join(result.libraries) or "no libnixl*.so in the image",
             )
         )
+    read = result.layers_total - len(result.layers_skipped)
+    unread = (
+        f"; not read (--quick): {', '.join(f'layer {name}' for name in result.layers_skipped)}"
+        if result.layers_skipped
+        else ""
+    )
     checks.append(
         Check(
             subject=subject,
@@ -338,7 +372,28 @@ def _check_view(
             expected="no entry outside the root",
             found=f"{len(result.unsafe_paths)} unsafe",
             ok=not result.unsafe_paths,
-            detail=", ".join(result.unsafe_paths[:5]) or "every entry stays inside the root",
+            detail=", ".join(result.unsafe_paths[:5])
+            or (
+                "every entry stays inside the root"
+                if not result.layers_skipped
+                else f"every entry of the {read} layer(s) read stays inside the root{unread}"
+            ),
+        )
+    )
+    blobs = [f"{result.blobs_verified} of {result.layers_total} layers"]
+    if view.config_digest:
+        blobs.insert(0, "config")
+    if view.manifest_digest:
+        blobs.insert(0, "manifest")
+    checks.append(
+        Check(
+            subject=subject,
+            name="blob digests",
+            expected="every blob read matches its digest",
+            found=(", ".join(blobs[:-1]) + " and " if len(blobs) > 1 else "") + blobs[-1] + " verified",
+            # Every layer the scan opened was verified to its end (or the scan failed).
+            ok=result.blobs_verified == read,
+            detail=(view.manifest_digest or view.config_digest) + unread,
         )
     )
     for problem in result.problems:
