@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -24,17 +25,17 @@ from elftools.elf.elffile import ELFFile
 
 from buildmatrix.audit import audit_wheel, elf, printable
 from buildmatrix.audit.inflate import MemberReader
-from tests.test_audit import (  # noqa: F401  (gcc is a fixture)
-    EXT,
-    assert_agrees_with_auditwheel,
-    compile_so,
-    extension,
-    gcc,
-    kinds,
-    make_wheel,
-)
+from tests.test_audit import EXT, assert_agrees_with_auditwheel, compile_so, extension, kinds, make_wheel
 
 LOG2 = "#include <math.h>\ndouble f(double x){return log2(x);}"  # log2@GLIBC_2.29
+
+
+@pytest.fixture(scope="module")
+def gcc() -> str:
+    found = shutil.which("gcc")
+    if found is None:
+        pytest.fail("gcc is needed to build the test wheels (apt-get install gcc)")
+    return found
 
 
 def auditwheel_fails(wheel: Path) -> str:
@@ -212,7 +213,7 @@ def test_control_characters_are_escaped_in_the_table(
 def sample(gcc: str, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """An ELF needing versions from two libraries (libm and libc): two verneed entries."""
     folder = tmp_path_factory.mktemp("sample")
-    source = extension(LOG2 + "\n#include <stdio.h>\nint hi(void){return puts(\"hi\");}")
+    source = extension(LOG2 + '\n#include <stdio.h>\nint hi(void){return puts("hi");}')
     return compile_so(gcc, folder, "ext", source, "-lm").read_bytes()
 
 

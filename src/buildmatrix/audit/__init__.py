@@ -72,10 +72,10 @@ VIOLATION_KINDS = (
 )
 # Control characters (terminal escapes, carriage returns) and the bidirectional
 # overrides that can make a line read differently from its bytes.
+_CONTROL_CODES = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F)]
 _CONTROL = {
     code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    for code in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), 0x2066]
-    + [0x2067, 0x2068, 0x2069]
+    for code in [*_CONTROL_CODES, 0x2066, 0x2067, 0x2068, 0x2069]
 }
 _CONTROL[ord("\\")] = "\\\\"
 
@@ -331,6 +331,12 @@ def _violations(
         found.append(Violation("isa", member, why))
     if all(tag == "any" for tag in platform_tags):
         found.append(Violation("isa", wheel, "native code in a wheel tagged for any platform"))
+    return found + _hygiene(report, elfs)
+
+
+def _hygiene(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> list[Violation]:
+    """What no tag promises but every user needs: a known libc, run paths inside the wheel."""
+    found = []
     for member in report.libc_unknown:
         found.append(
             Violation(
@@ -445,8 +451,9 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         None,
         report.policies.linux,
     ):
-        tags = ".".join(platform_tags)
-        notes.append(f"tagged {tags}: a plain linux tag promises nothing, so no tag policy was checked")
+        notes.append(
+            f"tagged {'.'.join(platform_tags)}: a plain linux tag promises nothing, so no tag policy was checked"
+        )
     libc = report.policies.libc.value
     if report.libc_source == "unknown":
         libc = "unknown"

@@ -415,13 +415,9 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         tree = _ldd(member, wheel)
         base, _extended, error = platform_arch(info)
         if base is None:
-            if info.machine in NO_CPU_MACHINES:
-                # GPU code objects (cubins), eBPF objects: no CPU loads them.
-                skipped[member] = f"{NO_CPU_MACHINES[info.machine]} (e_machine {info.machine}): code for no CPU"
-            else:
-                # Code for a CPU auditwheel knows no policy for (mips64, soft-float
-                # ARM...): auditwheel skips it too, but it is foreign to the tag.
-                ignored[member] = f"{error}: not code for this wheel's {_arch_name(architecture)}"
+            _no_policy_machine(
+                member, info=info, error=error, architecture=architecture, skipped=skipped, ignored=ignored
+            )
             continue
         if architecture is None:
             architecture = base
@@ -487,8 +483,24 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
     )
 
 
-def _arch_name(architecture: Architecture | None) -> str:
-    return "architecture" if architecture is None else f"{architecture.value} tag"
+def _no_policy_machine(
+    member: str,
+    *,
+    info: ElfInfo,
+    error: str | None,
+    architecture: Architecture | None,
+    skipped: dict[str, str],
+    ignored: dict[str, str],
+) -> None:
+    """File an ELF member whose machine auditwheel has no policy for."""
+    if info.machine in NO_CPU_MACHINES:
+        # GPU code objects (cubins), eBPF objects: no CPU loads them.
+        skipped[member] = f"{NO_CPU_MACHINES[info.machine]} (e_machine {info.machine}): code for no CPU"
+    else:
+        # Code for a CPU auditwheel knows no policy for (mips64, soft-float ARM...):
+        # auditwheel skips it too, but it is foreign to the wheel's tag.
+        wheel_arch = "architecture" if architecture is None else f"{architecture.value} tag"
+        ignored[member] = f"{error}: not code for this wheel's {wheel_arch}"
 
 
 def _verdict(

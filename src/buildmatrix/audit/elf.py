@@ -320,7 +320,10 @@ def _section_headers(layout: _Layout, kept: _Kept, size: int) -> list[_Shdr]:
             raise ElfError(msg)
         count = struct.unpack_from(layout.endian + entry, first)[5]
     if layout.shoff + count * layout.shentsize > size or count * layout.shentsize > SECTION_CAP:
-        msg = f"section header table ({count} x {layout.shentsize} at {layout.shoff}) runs past the end of the file ({size} bytes)"
+        msg = (
+            f"section header table ({count} x {layout.shentsize} at {layout.shoff}) "
+            f"runs past the end of the file ({size} bytes)"
+        )
         raise ElfError(msg)
     table = kept.get(layout.shoff, count * layout.shentsize)
     if table is None:

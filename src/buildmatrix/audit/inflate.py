@@ -66,9 +66,7 @@ class MemberReader:
         self._buffer = b""
         self._tail = b""
         self._done = False
-        self._inflater = (
-            self._zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
-        )
+        self._inflater = self._zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
 
     @staticmethod
     def supported(info: zipfile.ZipInfo) -> bool:

@@ -46,8 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Exit codes: 0 every wheel is ok, 1 some wheel has a violation (glibc-underclaim, "
-        "external-lib, policy, isa, rpath, libc, layout, corrupt), 2 bad usage, no wheels to audit, or a file "
-        "that is not a readable zip (every other wheel is still audited and reported)."
+        "external-lib, policy, isa, rpath, libc, layout, corrupt), 2 bad usage, no wheels to audit, "
+        "or a file that is not a readable zip (every other wheel is still audited and reported)."
     )
 
 
