@@ -452,7 +452,8 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         report.policies.linux,
     ):
         notes.append(
-            f"tagged {'.'.join(platform_tags)}: a plain linux tag promises nothing, so no tag policy was checked"
+            f"tagged {'.'.join(platform_tags)}: a plain linux tag promises nothing, "
+            "so no tag policy was checked"
         )
     libc = report.policies.libc.value
     if report.libc_source == "unknown":
