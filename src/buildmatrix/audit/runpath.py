@@ -109,8 +109,9 @@ def _updated_record(record: bytes, changed: dict[str, bytes]) -> bytes:
     for row in rows:
         if row and row[0] in changed:
             data = changed[row[0]]
-            row = [row[0], _record_hash(data), str(len(data))]
-        writer.writerow(row)
+            writer.writerow([row[0], _record_hash(data), str(len(data))])
+        else:
+            writer.writerow(row)
     return out.getvalue().encode()
 
 
