@@ -63,7 +63,8 @@ class MemberReader:
         self._compressed_left = info.compress_size
         self._left = info.file_size  # uncompressed bytes still to come
         self._crc = 0
-        self._buffer = b""
+        self._buffer = b""  # inflated, not yet returned
+        self._pieces: list[bytes] = []  # inflated by the current read, joined once
         self._tail = b""
         self._done = False
         self._inflater = self._zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
@@ -88,13 +89,17 @@ class MemberReader:
     def read(self, size: int = -1) -> bytes:
         if size < 0:
             size = self._info.file_size + 1
-        while len(self._buffer) < size and not self._done:
-            self._fill(size - len(self._buffer))
-        if len(self._buffer) <= size:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+        have = len(self._buffer)
+        self._pieces = [self._buffer] if self._buffer else []
+        while have < size and not self._done:
+            have += self._fill(size - have)
+        data = b"".join(self._pieces) if len(self._pieces) != 1 else self._pieces[0]
+        self._pieces = []
+        if len(data) <= size:
+            self._buffer = b""
+            return data
+        self._buffer = data[size:]
+        return data[:size]
 
     def _raw(self, size: int) -> bytes:
         size = min(size, self._compressed_left)
@@ -108,7 +113,8 @@ class MemberReader:
         self._compressed_left -= size
         return data
 
-    def _fill(self, want: int) -> None:
+    def _fill(self, want: int) -> int:
+        """Inflate up to ``want`` more bytes into the current read; how many came."""
         # One byte beyond the declared size is enough to catch a member that lies.
         limit = min(want, self._left + 1)
         if self._inflater is None:
@@ -130,7 +136,8 @@ class MemberReader:
             raise zipfile.BadZipFile(msg)
         self._left -= len(out)
         self._crc = self._zlib.crc32(out, self._crc)
-        self._buffer = self._buffer + out if self._buffer else out
+        if out:
+            self._pieces.append(out)
         if exhausted:
             self._done = True
             if self._left:
@@ -139,3 +146,4 @@ class MemberReader:
             if self._crc != self._info.CRC:
                 msg = f"Bad CRC-32 for file {self._info.filename!r}"
                 raise zipfile.BadZipFile(msg)
+        return len(out)
