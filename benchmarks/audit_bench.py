@@ -79,7 +79,9 @@ def child_ours(wheel: str) -> None:
     from buildmatrix.audit.inflate import INFLATE_BACKEND
 
     audit = audit_wheel(Path(wheel))
-    print(json.dumps({"sym_tag": audit.sym_tag, "overall_tag": audit.overall_tag, "inflate": INFLATE_BACKEND}))
+    print(
+        json.dumps({"sym_tag": audit.sym_tag, "overall_tag": audit.overall_tag, "inflate": INFLATE_BACKEND})
+    )
 
 
 def child_inflate(wheel: str) -> None:
@@ -140,7 +142,9 @@ def main() -> int:
     rows = []
     total_ours = total_theirs = 0.0
     for key, wheel in wheels.items():
-        runs = ours_vllm if key == "vllm" else [run_child([*me, "ours", str(wheel)]) for _ in range(args.repeat)]
+        runs = (
+            ours_vllm if key == "vllm" else [run_child([*me, "ours", str(wheel)]) for _ in range(args.repeat)]
+        )
         ours = min(runs, key=lambda r: r.wall)
         theirs = run_child([*auditwheel, str(wheel)])
         mine, reference = json.loads(ours.out), json.loads(theirs.out)

@@ -27,14 +27,16 @@ __all__ = ["ELF_MAGIC", "ElfError", "ElfInfo", "read_elf"]
 
 ELF_MAGIC = b"\x7fELF"
 CHUNK = 8 << 20  # read size: few GIL round trips per member; zlib works outside the GIL
-PREFIX_CAP = 64 << 20  # most of the first or last PT_LOAD we keep speculatively
+PREFIX_CAP = 24 << 20  # most of the first or last PT_LOAD we keep speculatively
 SEGMENT_CAP = 16 << 20  # other non-executable PT_LOADs up to this size are kept too
 PF_X = 0x1
 SECTION_CAP = 256 << 20  # a table bigger than this is not a real dynsym/strtab
 # Bounds that keep memory flat whatever the input (the audit reads members on
 # every core at once): speculative keeps per member, and the tables parsed.
-SPECULATIVE_BUDGET = 96 << 20
-TABLE_BUDGET = 160 << 20  # dynamic segment, section headers, dynsym/dynstr/version tables
+# The largest real tables seen (libtorch_cpu: 1.7 MB .dynsym, 5 MB .dynstr) are far
+# below these; tables past the speculative keeps cost a second pass, not memory.
+SPECULATIVE_BUDGET = 24 << 20
+TABLE_BUDGET = 48 << 20  # dynamic segment, section headers, dynsym/dynstr/version tables
 EXTENDED_SECTIONS_KEPT = 16 << 20  # e_shnum 0: the count is in section 0; a table this big at most
 NOTE_CAP = 1 << 16  # real files carry a handful of notes (build id, ABI tag, properties, probes)
 
@@ -113,14 +115,19 @@ class _Kept:
     """Byte ranges of the file kept while it streams past."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[int, bytes]] = []
+        self.pieces: list[tuple[int, bytearray]] = []
 
     def get(self, offset: int, size: int) -> bytes | None:
+        view = self.view(offset, size)
+        return None if view is None else bytes(view)
+
+    def view(self, offset: int, size: int) -> memoryview | None:
+        """The range without a copy (for tables walked, not searched)."""
         if size == 0:
-            return b""
+            return memoryview(b"")
         for start, data in self.pieces:
             if start <= offset and offset + size <= start + len(data):
-                return data[offset - start : offset - start + size]
+                return memoryview(data)[offset - start : offset - start + size]
         return None
 
 
@@ -156,7 +163,7 @@ class _Reader:
         stream position reached.
         """
         pending = [r for r in _merge(ranges) if r[1] > self.position]
-        parts: dict[int, tuple[int, list[bytes]]] = {}  # range start -> (first byte kept, data)
+        parts: dict[int, tuple[int, bytearray]] = {}  # range start -> (first byte kept, data)
         while pending or to_end:
             chunk = self._next_chunk()
             if not chunk:
@@ -168,7 +175,8 @@ class _Reader:
                 if end <= chunk_start:
                     continue
                 lo, hi = max(start, chunk_start), min(end, chunk_end)
-                parts.setdefault(start, (lo, []))[1].append(chunk[lo - chunk_start : hi - chunk_start])
+                piece = parts.setdefault(start, (lo, bytearray()))[1]
+                piece += memoryview(chunk)[lo - chunk_start : hi - chunk_start]
             self.position = chunk_end
             done = [r for r in pending if r[1] <= chunk_end]
             pending = [r for r in pending if r[1] > chunk_end]
@@ -177,8 +185,7 @@ class _Reader:
                 self.buffer = keep_tail
                 self.position = chunk_end - len(keep_tail)
                 break
-        for first, chunks in parts.values():
-            kept.pieces.append((first, b"".join(chunks)))
+        kept.pieces.extend(parts.values())
         return self.position
 
 
@@ -630,7 +637,7 @@ def _x86_isa_needed(layout: _Layout, sections: list[_Shdr], kept: _Kept) -> tupl
         if scanned > TABLE_BUDGET:  # overlapping note sections re-reading the same bytes
             msg = f"implausible note sections: {scanned} bytes in all"
             raise ElfError(msg)
-        data = kept.get(section[1], section[2])
+        data = kept.view(section[1], section[2])
         if data is None:  # a note section that is not loaded and was not kept
             continue
         offset = 0
@@ -641,7 +648,7 @@ def _x86_isa_needed(layout: _Layout, sections: list[_Shdr], kept: _Kept) -> tupl
                 raise ElfError(msg)
             namesz, descsz, note_type = struct.unpack_from(layout.endian + "III", data, offset)
             offset += 12
-            name = data[offset : offset + namesz].split(b"\0", 1)[0]
+            name = bytes(data[offset : offset + min(namesz, 16)]).split(b"\0", 1)[0]
             offset += (namesz + 3) & ~3
             desc = data[offset : offset + descsz]
             offset += (descsz + 3) & ~3
