@@ -204,9 +204,14 @@ def test_control_characters_are_escaped_in_the_table(
     assert "\r" not in result.out
     assert "demo/\\x1b[2K\\x0d\\x1b[32mall good" in result.out
     assert printable("a\u202eb\\") == "a\\u202eb\\\\"
-    # JSON keeps the exact name (its own escaping is safe).
-    result = cli("audit", wheel, "--format", "json", "--matrix", tmp_path / "x" / ".." / "none.toml")
-    assert result.code == 2
+    # JSON keeps the exact name; its own escaping keeps the terminal safe.
+    result = cli(
+        "audit", wheel, "--format", "json", "--matrix", Path(__file__).resolve().parent.parent / "matrix.toml"
+    )
+    assert result.code == 1
+    assert "\x1b" not in result.out
+    (record,) = json.loads(result.out)
+    assert {v["file"] for v in record["violations"]} == {hostile}
 
 
 # ------------------------------------------------------------ bounded
