@@ -38,12 +38,12 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.audit.abi import AbiReport, NotPlatformWheel, analyze
 from buildmatrix.audit.elf import ElfInfo
 from buildmatrix.audit.wheelscan import OpenWheel, scan_wheels
 from buildmatrix.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
+    from buildmatrix.audit.abi import AbiReport
     from buildmatrix.model import Matrix
 
 __all__ = [
@@ -387,6 +387,10 @@ def _files(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> tuple[ElfFile, ...
 
 
 def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
+    # Imported here, not at the top: auditwheel's policies and pyelftools take a
+    # quarter second to import, which now overlaps the members' inflating.
+    from buildmatrix.audit.abi import NotPlatformWheel, analyze
+
     name = opened.path.name
     violations: list[Violation] = []
     try:
