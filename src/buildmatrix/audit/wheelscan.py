@@ -90,13 +90,14 @@ def _open_wheel(path: Path, stack: ExitStack) -> tuple[OpenWheel, list[zipfile.Z
 def scan_wheels(paths: Sequence[Path], jobs: int | None, stack: ExitStack) -> Iterator[OpenWheel]:
     """Open every wheel and start reading all candidate members, biggest first."""
     workers = jobs or len(os.sched_getaffinity(0)) or 1
-    pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
     wheels: list[OpenWheel] = []
     work: list[tuple[OpenWheel, int, zipfile.ZipInfo]] = []
     for path in paths:
         opened, candidates = _open_wheel(path, stack)
         wheels.append(opened)
         work.extend((opened, position, info) for position, info in enumerate(candidates))
+    # Entered after the wheels: on the way out the threads stop before any descriptor closes.
+    pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
     # Longest first: one huge member started last would leave the other cores idle.
     work.sort(key=lambda item: item[2].compress_size, reverse=True)
     started: dict[int, list[tuple[int, str, Future[MemberResult]]]] = {}
