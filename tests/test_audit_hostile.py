@@ -70,6 +70,14 @@ def test_every_copy_of_a_duplicated_member_is_analysed(gcc: str, tmp_path: Path)
     assert ("glibc-underclaim", f"{EXT} [copy 2]") in by_kind
     assert any("log2@GLIBC_2.29" in v.detail for v in audit.violations)
     assert audit.glibc == "2.29"  # the second copy counts
+    # A member named like a copy's label hides nothing either.
+    decoy = make_wheel(tmp_path / "decoy", "manylinux_2_17_x86_64", {EXT: clean, f"{EXT} [copy 2]": clean})
+    with warnings.catch_warnings(), zipfile.ZipFile(decoy, "a") as archive:
+        warnings.simplefilter("ignore")
+        archive.writestr(EXT, newer)
+    assert ("glibc-underclaim", f"{EXT} [copy 2] [again]") in {
+        (v.kind, v.file) for v in audit_wheel(decoy).violations
+    }
 
 
 # ------------------------------------------------------------ architecture

@@ -409,10 +409,13 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
     violations.extend(_layout(name, opened.members))
     elfs: dict[str, ElfInfo] = {}
     copies: dict[str, int] = {}
+    names = set(opened.members)
     for member, future in opened.reads:
         copies[member] = copies.get(member, 0) + 1
         # A later copy of a name is analysed under its own label, like any other file.
         label = member if copies[member] == 1 else f"{member} [copy {copies[member]}]"
+        while label != member and (label in names or label in elfs):
+            label += " [again]"  # a member may itself be named like a copy's label
         result = future.result()
         if result.error is not None:
             violations.append(Violation("corrupt", label, result.error))
