@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from buildmatrix.audit import audit_wheel, elf, printable
+from buildmatrix.audit import audit_wheel, elf, printable, wheelscan
 from buildmatrix.audit.inflate import MemberReader
 from buildmatrix.audit.runpath import confine_run_paths
 from tests.test_audit import EXT, assert_agrees_with_auditwheel, compile_so, extension, kinds, make_wheel
@@ -361,3 +361,16 @@ def test_repair_drops_run_paths_that_leave_the_wheel(gcc: str, tmp_path: Path) -
     before = wheel.read_bytes()
     assert confine_run_paths(wheel) == []  # nothing left to do: the file is untouched
     assert wheel.read_bytes() == before
+
+
+def test_zip_bomb_member_is_corrupt_without_inflating(
+    sample: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wheelscan, "BOMB_SIZE", 1 << 20)  # 1 MiB stands in for 1 GiB
+    bomb = sample + bytes(8 << 20)  # an ELF followed by 8 MiB of zeros: deflates ~1000:1
+    data = bytes(8 << 20)  # the same zeros without the ELF magic: data, not code
+    wheel = make_wheel(tmp_path, "manylinux_2_17_x86_64", {EXT: bomb, "demo/zeros.bin": data})
+    audit = audit_wheel(wheel)
+    ((violation),) = audit.violations
+    assert (violation.kind, violation.file) == ("corrupt", EXT)
+    assert "zip bomb" in violation.detail

@@ -21,10 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from buildmatrix.audit.elf import ElfError, ElfInfo, read_elf
+from buildmatrix.audit.elf import ELF_MAGIC, ElfError, ElfInfo, read_elf
 from buildmatrix.audit.inflate import MemberReader
 
 __all__ = ["MemberResult", "OpenWheel", "member_is_unsafe", "scan_wheels"]
+
+# An ELF member this big that deflated this well is a zip bomb: inflating it
+# would only cost time (memory stays bounded), and no compiler writes it.
+BOMB_SIZE = 1 << 30
+BOMB_RATIO = 100
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,15 @@ def _read_member(archive: zipfile.ZipFile, fd: int, info: zipfile.ZipInfo) -> Me
 
     try:
         with reopen() as stream:
+            if info.file_size > BOMB_SIZE and info.file_size > BOMB_RATIO * max(1, info.compress_size):
+                if stream.read(4) != ELF_MAGIC:
+                    return MemberResult()  # data, not code: not ours to judge
+                ratio = info.file_size // max(1, info.compress_size)
+                msg = (
+                    f"a zip bomb: {info.file_size} bytes deflated {ratio}:1 (real code stays "
+                    f"under {BOMB_RATIO}:1); not inflated"
+                )
+                return MemberResult(error=msg)
             elf = read_elf(stream, reopen)
             if elf is None:
                 return MemberResult()
