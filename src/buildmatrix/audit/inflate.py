@@ -41,6 +41,32 @@ def fast_zlib() -> tuple[str, ModuleType]:
 INFLATE_BACKEND, _ZLIB = fast_zlib()
 
 
+class _FusedCrcInflater:
+    """ISA-L's raw inflate that also computes the CRC-32 as it writes (one pass, not two)."""
+
+    def __init__(self) -> None:
+        from isal import igzip_lib
+
+        # GZIP_NO_HDR: a raw deflate stream (no header, no trailer read), CRC-32 kept.
+        self._inflater = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP_NO_HDR)
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._inflater.eof)
+
+    @property
+    def needs_input(self) -> bool:
+        return bool(self._inflater.needs_input)
+
+    @property
+    def crc(self) -> int:
+        return int(self._inflater.crc)
+
+    def decompress(self, data: bytes, limit: int) -> bytes:
+        out: bytes = self._inflater.decompress(data, limit)
+        return out
+
+
 class MemberReader:
     """A forward-only binary stream of one member's uncompressed bytes.
 
@@ -67,7 +93,11 @@ class MemberReader:
         self._pieces: list[bytes] = []  # inflated by the current read, joined once
         self._tail = b""
         self._done = False
-        self._inflater = self._zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+        deflated = info.compress_type == zipfile.ZIP_DEFLATED
+        self._fused = (
+            _FusedCrcInflater() if deflated and zlib_module is None and INFLATE_BACKEND == "isal" else None
+        )
+        self._inflater = self._zlib.decompressobj(-15) if deflated and self._fused is None else None
 
     @staticmethod
     def supported(info: zipfile.ZipInfo) -> bool:
@@ -117,7 +147,14 @@ class MemberReader:
         """Inflate up to ``want`` more bytes into the current read; how many came."""
         # One byte beyond the declared size is enough to catch a member that lies.
         limit = min(want, self._left + 1)
-        if self._inflater is None:
+        if self._fused is not None:
+            data = self._raw(INPUT_BLOCK) if self._fused.needs_input else b""
+            out = self._fused.decompress(data, limit)
+            exhausted = self._fused.eof
+            if not exhausted and not out and self._fused.needs_input and self._compressed_left == 0:
+                msg = f"{self._info.filename!r}: the deflate stream is truncated"
+                raise zipfile.BadZipFile(msg)
+        elif self._inflater is None:
             out = self._raw(limit)
             exhausted = self._compressed_left == 0
         else:
@@ -135,7 +172,8 @@ class MemberReader:
             msg = f"{self._info.filename!r}: more data than its declared {self._info.file_size} bytes"
             raise zipfile.BadZipFile(msg)
         self._left -= len(out)
-        self._crc = self._zlib.crc32(out, self._crc)
+        if self._fused is None:
+            self._crc = self._zlib.crc32(out, self._crc)
         if out:
             self._pieces.append(out)
         if exhausted:
@@ -143,7 +181,7 @@ class MemberReader:
             if self._left:
                 msg = f"{self._info.filename!r}: {self._left} bytes short of its declared size"
                 raise zipfile.BadZipFile(msg)
-            if self._crc != self._info.CRC:
+            if (self._fused.crc if self._fused is not None else self._crc) != self._info.CRC:
                 msg = f"Bad CRC-32 for file {self._info.filename!r}"
                 raise zipfile.BadZipFile(msg)
         return len(out)
