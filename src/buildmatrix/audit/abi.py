@@ -229,6 +229,8 @@ def _external_references(tree: ElfTree, info: ElfInfo, policies: Any, libc: Libc
             yield lib
 
     result: dict[str, _ExternalRef] = {}
+    # Many policies share a whitelist: walk the tree once per distinct one.
+    missing_by_whitelist: dict[frozenset[str], list[str]] = {}
     for policy in policies:
         reference = _ExternalRef()
         if policy != policies.linux:
@@ -237,17 +239,20 @@ def _external_references(tree: ElfTree, info: ElfInfo, policies: Any, libc: Libc
                 hits = policy.blacklist[lib] & (info.undefined | {"*"})
                 if hits:
                     reference.blacklist[lib] = set(hits)
-            pending = set(filter_libs(tree.needed, whitelist))
-            required: set[str] = set()
-            while pending:
-                lib = pending.pop()
-                required.add(lib)
-                for dep in filter_libs(tree.libraries[lib].needed, whitelist):
-                    if dep not in required:
-                        pending.add(dep)
-            for lib in sorted(required):
-                if tree.libraries[lib].member is None:
-                    reference.libs[lib] = None
+            missing = missing_by_whitelist.get(whitelist)
+            if missing is None:
+                pending = set(filter_libs(tree.needed, whitelist))
+                required: set[str] = set()
+                while pending:
+                    lib = pending.pop()
+                    required.add(lib)
+                    for dep in filter_libs(tree.libraries[lib].needed, whitelist):
+                        if dep not in required:
+                            pending.add(dep)
+                missing = [lib for lib in sorted(required) if tree.libraries[lib].member is None]
+                missing_by_whitelist[whitelist] = missing
+            for lib in missing:
+                reference.libs[lib] = None
         result[policy.name] = reference
     return result
 
