@@ -366,7 +366,7 @@ def test_gpu_code_objects_are_skipped_not_flagged(gcc: str, tmp_path: Path) -> N
     wheel = make_wheel(tmp_path, "manylinux_2_17_x86_64", {EXT: so, "demo/kernels/k.cubin": cubin})
     audit = audit_wheel(wheel)
     assert audit.ok, audit.violations
-    assert dict(audit.skipped_elf) == {"demo/kernels/k.cubin": "unknown architecture (e_machine 190)"}
+    assert dict(audit.skipped_elf) == {"demo/kernels/k.cubin": "EM_CUDA (e_machine 190): code for no CPU"}
     assert_agrees_with_auditwheel(audit, wheel)
 
 
@@ -384,6 +384,7 @@ def test_pure_wheel(tmp_path: Path) -> None:
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("demo/__init__.py", "")
+        archive.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
     audit = audit_wheel(wheel)
     assert audit.pure
     assert audit.ok

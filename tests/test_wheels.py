@@ -218,7 +218,8 @@ def test_local_backend_says_what_it_cannot_build(real_matrix: Matrix, tmp_path: 
     assert "builds for the host's arch only" in foreign.reason
     native = results[f"wheel:ai-dynamo-runtime:main:cp310-abi3:{host.arch}"]
     assert isinstance(native, Job)
-    assert native.commands[-1].argv[3:8] == (
+    repair = next(c for c in native.commands if "repair" in c.argv)
+    assert repair.argv[3:8] == (
         "repair",
         "--only-plat",
         "--plat",
@@ -231,7 +232,7 @@ def test_local_backend_says_what_it_cannot_build(real_matrix: Matrix, tmp_path: 
         assert "needs CPython 3.12" in kvbm.reason
     else:
         assert isinstance(kvbm, Job)
-        assert "--exclude" in kvbm.commands[-1].argv
+        assert any("--exclude" in c.argv for c in kvbm.commands)
 
 
 def test_dry_run_prints_commands_and_touches_nothing(cli: Callable[..., Any], tmp_path: Path) -> None:

@@ -7,7 +7,10 @@ wheels the symbol versions and libraries each ELF member needs, with
 version needed. Then the gate: violations of the wheel's own tag
 (``glibc-underclaim``), of the policy's library allow list (``external-lib``),
 of the matrix's floor for the package (``policy``), of its architecture
-(``isa``), and unreadable input (``corrupt``).
+(``isa``), run paths into the build machine (``rpath``), a wheel auditwheel
+refuses for its layout or an extension whose libc nothing names
+(``layout``, ``libc``), and unreadable input (``corrupt``). A plain
+``linux_*`` tag promises nothing: it is reported, never held to a policy.
 
 ELF members are streamed out of the zip (``buildmatrix.audit.wheelscan`` and
 ``buildmatrix.audit.elf``); nothing is extracted or copied, so a member named ``../x`` or ``/etc/x`` is only
@@ -35,12 +38,12 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.audit.abi import AbiReport, NotPlatformWheel, analyze
 from buildmatrix.audit.elf import ElfInfo
 from buildmatrix.audit.wheelscan import OpenWheel, scan_wheels
 from buildmatrix.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
+    from buildmatrix.audit.abi import AbiReport
     from buildmatrix.model import Matrix
 
 __all__ = [
@@ -53,10 +56,33 @@ __all__ = [
     "check_policy_name",
     "find_wheels",
     "known_policies",
+    "printable",
 ]
 
 WHEELS_PER_BATCH = 32  # wheels open (and scanned in parallel) at once
-VIOLATION_KINDS = ("glibc-underclaim", "external-lib", "policy", "isa", "corrupt")
+VIOLATION_KINDS = (
+    "glibc-underclaim",
+    "external-lib",
+    "policy",
+    "isa",
+    "rpath",
+    "libc",
+    "layout",
+    "corrupt",
+)
+# Control characters (terminal escapes, carriage returns) and the bidirectional
+# overrides that can make a line read differently from its bytes.
+_CONTROL_CODES = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F)]
+_CONTROL = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*_CONTROL_CODES, 0x2066, 0x2067, 0x2068, 0x2069]
+}
+_CONTROL[ord("\\")] = "\\\\"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``), safe to print to a terminal or log."""
+    return text.translate(_CONTROL)
 
 
 @dataclass(frozen=True)
@@ -103,6 +129,8 @@ class WheelAudit:
     unreadable: bool = False  # the file itself could not be read as a zip (also `corrupt`)
     # ELF members for no CPU (GPU cubins, eBPF objects): skipped, as auditwheel does.
     skipped_elf: tuple[tuple[str, str], ...] = ()
+    libc: str | None = None  # "glibc" | "musl" | ... ; "unknown" when nothing names it
+    notes: tuple[str, ...] = ()  # facts worth a line that are not violations
 
     @property
     def ok(self) -> bool:
@@ -124,6 +152,8 @@ class WheelAudit:
             "files": [f.to_json() for f in self.files],
             "unreadable": self.unreadable,
             "skipped_elf": dict(self.skipped_elf),
+            "libc": self.libc,
+            "notes": list(self.notes),
         }
 
 
@@ -246,6 +276,8 @@ def _violations(
 ) -> list[Violation]:
     found: list[Violation] = []
     claimed = _claimed(report, platform_tags)
+    if claimed is not None and claimed == report.policies.linux:
+        claimed = None  # a plain linux_* tag promises nothing: reported, never policed
     floor = None if rules.floor is None else _floor_policy(report, rules.floor)
     if rules.floor is not None and floor is None:
         arch = report.policies.architecture.value
@@ -299,6 +331,48 @@ def _violations(
         found.append(Violation("isa", member, why))
     if all(tag == "any" for tag in platform_tags):
         found.append(Violation("isa", wheel, "native code in a wheel tagged for any platform"))
+    return found + _hygiene(report, elfs)
+
+
+def _hygiene(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> list[Violation]:
+    """What no tag promises but every user needs: a known libc, run paths inside the wheel."""
+    found = []
+    for member in report.libc_unknown:
+        found.append(
+            Violation(
+                "libc",
+                member,
+                "a Python extension that names no libc (no loader, no libc needed) in a wheel whose "
+                "tag names none: auditwheel refuses it (couldn't detect libc)",
+            )
+        )
+    for member in [*report.trees, *report.ignored]:
+        found.extend(_rpath_violations(member, elfs[member]))
+    return found
+
+
+def _rpath_violations(member: str, info: ElfInfo) -> list[Violation]:
+    """Run path entries that leave the wheel for a fixed place on the user's machine.
+
+    An absolute entry names a folder of the machine the wheel was built on: it
+    does not exist on users' machines, or worse, someone there can write to it,
+    and the loader searches it before the system. A relative entry without
+    ``$ORIGIN`` is resolved against the working directory: the same, wherever
+    the user stands. ``$ORIGIN`` entries stay with the installed files.
+    """
+    found = []
+    for tag, value in (("RPATH", info.rpath), ("RUNPATH", info.runpath)):
+        for entry in (value or "").split(":") if value else ():
+            if "$ORIGIN" in entry or "${ORIGIN}" in entry:
+                continue
+            where = (
+                "an absolute path on the build machine"
+                if entry.startswith("/")
+                else "relative to the working directory"
+            )
+            shown = printable(entry) if entry else "(empty)"
+            detail = f"{tag} entry {shown} is {where}, outside the wheel; use $ORIGIN-relative paths"
+            found.append(Violation("rpath", member, detail))
     return found
 
 
@@ -313,6 +387,10 @@ def _files(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> tuple[ElfFile, ...
 
 
 def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
+    # Imported here, not at the top: auditwheel's policies and pyelftools take a
+    # quarter second to import, which now overlaps the members' inflating.
+    from buildmatrix.audit.abi import NotPlatformWheel, analyze
+
     name = opened.path.name
     violations: list[Violation] = []
     try:
@@ -327,16 +405,26 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         return replace(_with(empty, violations), unreadable=True)
     for member in opened.unsafe:
         violations.append(Violation("corrupt", member, "member name points outside the wheel; not unpacked"))
+    violations.extend(_duplicates(opened.members))
+    violations.extend(_layout(name, opened.members))
     elfs: dict[str, ElfInfo] = {}
-    for member in opened.members:
-        future = opened.futures.get(member)
-        if future is None:
-            continue
+    copies: dict[str, int] = {}
+    names = set(opened.members)
+    for member, future in opened.reads:
+        copies[member] = copies.get(member, 0) + 1
+        # A later copy of a name is analysed under its own label, like any other file.
+        label = member if copies[member] == 1 else f"{member} [copy {copies[member]}]"
+        while label != member and (label in names or label in elfs):
+            label += " [again]"  # a member may itself be named like a copy's label
         result = future.result()
         if result.error is not None:
-            violations.append(Violation("corrupt", member, result.error))
+            violations.append(Violation("corrupt", label, result.error))
         elif result.info is not None:
-            elfs[member] = result.info
+            elfs[label] = result.info
+    for member in elfs:
+        if "purelib" in member.split("/")[:-1]:
+            detail = "ELF file in a purelib folder: auditwheel refuses the wheel (it must be platlib)"
+            violations.append(Violation("layout", member, detail))
     if not platform_tags:
         return _with(empty, violations)
     try:
@@ -344,10 +432,15 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
     except NotPlatformWheel as pure:
         for member, why in sorted(pure.ignored.items()):
             violations.append(Violation("isa", member, why))
+        for member in pure.ignored:
+            violations.extend(_rpath_violations(member, elfs[member]))
         pure_audit = WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor)
         return replace(_with(pure_audit, violations), skipped_elf=tuple(sorted(pure.skipped.items())))
     except (ValueError, LookupError) as error:  # auditwheel has no policy for this wheel
         violations.append(Violation("corrupt", name, f"cannot analyse: {error}"))
+        return _with(empty, violations)
+    except RecursionError:
+        violations.append(Violation("corrupt", name, "a chain of bundled libraries too deep to follow"))
         return _with(empty, violations)
     violations.extend(
         _violations(
@@ -360,6 +453,22 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         )
     )
     highest = report.policies.highest.name
+    notes = []
+    if any(tag.startswith("linux_") for tag in platform_tags) and _claimed(report, platform_tags) in (
+        None,
+        report.policies.linux,
+    ):
+        notes.append(
+            f"tagged {'.'.join(platform_tags)}: a plain linux tag promises nothing, "
+            "so no tag policy was checked"
+        )
+    libc = report.policies.libc.value
+    if report.libc_source == "unknown":
+        libc = "unknown"
+        notes.append(
+            "no member names its libc (no loader, no libc needed) and the tag names none: "
+            "judged as glibc, as auditwheel does on a glibc host"
+        )
     return WheelAudit(
         wheel=name,
         pure=False,
@@ -375,7 +484,35 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
             (lib, tuple(sorted(v))) for lib, v in sorted(report.versioned_symbols.items())
         ),
         skipped_elf=tuple(sorted(report.skipped.items())),
+        libc=libc,
+        notes=tuple(notes),
     )
+
+
+def _duplicates(members: Sequence[str]) -> list[Violation]:
+    counts: dict[str, int] = {}
+    for member in members:
+        counts[member] = counts.get(member, 0) + 1
+    return [
+        Violation(
+            "corrupt",
+            member,
+            f"the zip holds {count} members with this name: installers keep only one, "
+            "so the wheel is not what any single copy says (every copy was audited)",
+        )
+        for member, count in counts.items()
+        if count > 1
+    ]
+
+
+def _layout(wheel: str, members: Sequence[str]) -> list[Violation]:
+    """What ``auditwheel repair`` refuses in a wheel's layout: not exactly one ``.dist-info``."""
+    dist_infos = sorted({m.split("/", 1)[0] for m in members if m.split("/", 1)[0].endswith(".dist-info")})
+    if len(dist_infos) == 1:
+        return []
+    found = ", ".join(dist_infos) if dist_infos else "none"
+    detail = f"not a wheel: needs exactly one top-level *.dist-info folder, found {found}"
+    return [Violation("layout", wheel, detail)]
 
 
 def _with(audit: WheelAudit, violations: list[Violation]) -> WheelAudit:

@@ -52,6 +52,9 @@ _MACHINES = {
     (40, 32, True): Architecture.armv7l,
     (258, 64, True): Architecture.loongarch64,
 }
+# ELF for no CPU: GPU code objects (EM_CUDA, EM_AMDGPU) and eBPF programs. Only
+# these are skipped; ELF for any other machine auditwheel does not know is foreign.
+NO_CPU_MACHINES = {190: "EM_CUDA", 224: "EM_AMDGPU", 247: "EM_BPF"}
 EF_ARM_EABIMASK, EF_ARM_EABI_VER5, EF_ARM_ABI_FLOAT_HARD = 0xFF000000, 0x05000000, 0x400
 _LINUX_OSABIS = frozenset({0, 3})  # ELFOSABI_NONE/SYSV and ELFOSABI_GNU/LINUX
 
@@ -226,6 +229,8 @@ def _external_references(tree: ElfTree, info: ElfInfo, policies: Any, libc: Libc
             yield lib
 
     result: dict[str, _ExternalRef] = {}
+    # Many policies share a whitelist: walk the tree once per distinct one.
+    missing_by_whitelist: dict[frozenset[str], list[str]] = {}
     for policy in policies:
         reference = _ExternalRef()
         if policy != policies.linux:
@@ -234,17 +239,20 @@ def _external_references(tree: ElfTree, info: ElfInfo, policies: Any, libc: Libc
                 hits = policy.blacklist[lib] & (info.undefined | {"*"})
                 if hits:
                     reference.blacklist[lib] = set(hits)
-            pending = set(filter_libs(tree.needed, whitelist))
-            required: set[str] = set()
-            while pending:
-                lib = pending.pop()
-                required.add(lib)
-                for dep in filter_libs(tree.libraries[lib].needed, whitelist):
-                    if dep not in required:
-                        pending.add(dep)
-            for lib in sorted(required):
-                if tree.libraries[lib].member is None:
-                    reference.libs[lib] = None
+            missing = missing_by_whitelist.get(whitelist)
+            if missing is None:
+                pending = set(filter_libs(tree.needed, whitelist))
+                required: set[str] = set()
+                while pending:
+                    lib = pending.pop()
+                    required.add(lib)
+                    for dep in filter_libs(tree.libraries[lib].needed, whitelist):
+                        if dep not in required:
+                            pending.add(dep)
+                missing = [lib for lib in sorted(required) if tree.libraries[lib].member is None]
+                missing_by_whitelist[whitelist] = missing
+            for lib in missing:
+                reference.libs[lib] = None
         result[policy.name] = reference
     return result
 
@@ -303,7 +311,12 @@ class AbiReport:
     pyfpe: bool
     unsupported_isa: dict[str, str]  # member -> why (an ISA extension, unknown bits)
     ignored: dict[str, str]  # member -> why auditwheel skips it (another CPU, another libc)
-    skipped: dict[str, str]  # member -> ELF for no CPU auditwheel knows (cubins, eBPF)
+    skipped: dict[str, str]  # member -> ELF for no CPU (cubins, eBPF)
+    # Where the libc came from: "tag" (the file name), "elf" (a member's loader or
+    # libc), or "unknown" (nothing says; glibc assumed, as auditwheel on a glibc host).
+    libc_source: str = "tag"
+    # Python extensions whose libc nothing tells: auditwheel refuses these wheels.
+    libc_unknown: tuple[str, ...] = ()
 
     def external_libs(self, policy_name: str) -> dict[str, list[str]]:
         """Library -> the root members needing it, for one policy."""
@@ -390,8 +403,11 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
     architecture = wheel_architecture(filename)
     try:
         libc: Libc | None = get_wheel_libc(filename)
+        libc_source = "tag"
     except WheelToolsError:
         libc = None
+        libc_source = "elf"
+    libc_unknown: list[str] = []
     policies: Any = None
     py_trees: dict[str, ElfTree] = {}
     other_trees: dict[str, ElfTree] = {}
@@ -404,9 +420,9 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         tree = _ldd(member, wheel)
         base, _extended, error = platform_arch(info)
         if base is None:
-            # GPU code objects (EM_CUDA cubins), eBPF objects...: no CPU loads
-            # them, auditwheel skips them, and so does the gate.
-            skipped[member] = error or "unknown architecture"
+            _no_policy_machine(
+                member, info=info, error=error, architecture=architecture, skipped=skipped, ignored=ignored
+            )
             continue
         if architecture is None:
             architecture = base
@@ -430,6 +446,8 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         if python is not None:
             if policies is None:  # auditwheel raises InvalidLibcError; assume glibc
                 libc = Libc.GLIBC
+                libc_source = "unknown"
+                libc_unknown.append(member)
                 policies = _policies(libc, architecture, filename)
             py_trees[member] = tree
             pyfpe |= info.pyfpe
@@ -445,6 +463,7 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
     if policies is None:
         # auditwheel falls back to the host's libc here; hermetic: glibc.
         libc = Libc.GLIBC
+        libc_source = "unknown"
         policies = _policies(libc, architecture, filename)
     assert libc is not None
     roots = list(py_trees)
@@ -464,7 +483,29 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
         pyfpe=pyfpe,
         ignored=ignored,
         skipped=skipped,
+        libc_source=libc_source,
+        libc_unknown=tuple(libc_unknown),
     )
+
+
+def _no_policy_machine(
+    member: str,
+    *,
+    info: ElfInfo,
+    error: str | None,
+    architecture: Architecture | None,
+    skipped: dict[str, str],
+    ignored: dict[str, str],
+) -> None:
+    """File an ELF member whose machine auditwheel has no policy for."""
+    if info.machine in NO_CPU_MACHINES:
+        # GPU code objects (cubins), eBPF objects: no CPU loads them.
+        skipped[member] = f"{NO_CPU_MACHINES[info.machine]} (e_machine {info.machine}): code for no CPU"
+    else:
+        # Code for a CPU auditwheel knows no policy for (mips64, soft-float ARM...):
+        # auditwheel skips it too, but it is foreign to the wheel's tag.
+        wheel_arch = "architecture" if architecture is None else f"{architecture.value} tag"
+        ignored[member] = f"{error}: not code for this wheel's {wheel_arch}"
 
 
 def _verdict(
@@ -479,6 +520,8 @@ def _verdict(
     pyfpe: bool,
     ignored: dict[str, str],
     skipped: dict[str, str],
+    libc_source: str,
+    libc_unknown: tuple[str, ...],
 ) -> AbiReport:
     merged: dict[str, _ExternalRef] = {p.name: _ExternalRef() for p in policies}
     for member in roots:
@@ -517,4 +560,6 @@ def _verdict(
         unsupported_isa=unsupported,
         ignored=ignored,
         skipped=skipped,
+        libc_source=libc_source,
+        libc_unknown=libc_unknown,
     )

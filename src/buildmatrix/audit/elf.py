@@ -27,12 +27,22 @@ __all__ = ["ELF_MAGIC", "ElfError", "ElfInfo", "read_elf"]
 
 ELF_MAGIC = b"\x7fELF"
 CHUNK = 8 << 20  # read size: few GIL round trips per member; zlib works outside the GIL
-PREFIX_CAP = 64 << 20  # most of the first or last PT_LOAD we keep speculatively
+PREFIX_CAP = 24 << 20  # most of the first or last PT_LOAD we keep speculatively
 SEGMENT_CAP = 16 << 20  # other non-executable PT_LOADs up to this size are kept too
 PF_X = 0x1
 SECTION_CAP = 256 << 20  # a table bigger than this is not a real dynsym/strtab
+# Bounds that keep memory flat whatever the input (the audit reads members on
+# every core at once): speculative keeps per member, and the tables parsed.
+# The largest real tables seen (libtorch_cpu: 1.7 MB .dynsym, 5 MB .dynstr) are far
+# below these; tables past the speculative keeps cost a second pass, not memory.
+SPECULATIVE_BUDGET = 24 << 20
+TABLE_BUDGET = 48 << 20  # dynamic segment, section headers, dynsym/dynstr/version tables
+EXTENDED_SECTIONS_KEPT = 16 << 20  # e_shnum 0: the count is in section 0; a table this big at most
+NOTE_CAP = 1 << 16  # real files carry a handful of notes (build id, ABI tag, properties, probes)
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
+# Real segments are a few kB; these are far above any linker's output.
+SEGMENT_CAPS = {PT_DYNAMIC: 4 << 20, PT_INTERP: 64 << 10, PT_NOTE: 16 << 20}
 SHT_DYNAMIC, SHT_NOTE, SHT_NOBITS, SHT_DYNSYM = 6, 7, 8, 11
 SHF_ALLOC = 0x2
 TAIL_WINDOW = 1 << 20  # kept before the section headers: where non-loaded notes usually sit
@@ -105,14 +115,19 @@ class _Kept:
     """Byte ranges of the file kept while it streams past."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[int, bytes]] = []
+        self.pieces: list[tuple[int, bytearray]] = []
 
     def get(self, offset: int, size: int) -> bytes | None:
+        view = self.view(offset, size)
+        return None if view is None else bytes(view)
+
+    def view(self, offset: int, size: int) -> memoryview | None:
+        """The range without a copy (for tables walked, not searched)."""
         if size == 0:
-            return b""
+            return memoryview(b"")
         for start, data in self.pieces:
             if start <= offset and offset + size <= start + len(data):
-                return data[offset - start : offset - start + size]
+                return memoryview(data)[offset - start : offset - start + size]
         return None
 
 
@@ -148,7 +163,7 @@ class _Reader:
         stream position reached.
         """
         pending = [r for r in _merge(ranges) if r[1] > self.position]
-        parts: dict[int, tuple[int, list[bytes]]] = {}  # range start -> (first byte kept, data)
+        parts: dict[int, tuple[int, bytearray]] = {}  # range start -> (first byte kept, data)
         while pending or to_end:
             chunk = self._next_chunk()
             if not chunk:
@@ -160,7 +175,8 @@ class _Reader:
                 if end <= chunk_start:
                     continue
                 lo, hi = max(start, chunk_start), min(end, chunk_end)
-                parts.setdefault(start, (lo, []))[1].append(chunk[lo - chunk_start : hi - chunk_start])
+                piece = parts.setdefault(start, (lo, bytearray()))[1]
+                piece += memoryview(chunk)[lo - chunk_start : hi - chunk_start]
             self.position = chunk_end
             done = [r for r in pending if r[1] <= chunk_end]
             pending = [r for r in pending if r[1] > chunk_end]
@@ -169,8 +185,7 @@ class _Reader:
                 self.buffer = keep_tail
                 self.position = chunk_end - len(keep_tail)
                 break
-        for first, chunks in parts.values():
-            kept.pieces.append((first, b"".join(chunks)))
+        kept.pieces.extend(parts.values())
         return self.position
 
 
@@ -207,13 +222,18 @@ def _read(stream: IO[bytes], head: bytes, reopen: Callable[[], IO[bytes]] | None
         # moves a rewritten .dynstr into a new last one; small read-only or data
         # segments cost little to keep. Executable and huge segments stream past.
         ordered = sorted(loads, key=lambda p: p[1])
-        for index, (_type, p_offset, _vaddr, p_flags, p_filesz) in enumerate(ordered):
-            edge = index in (0, len(ordered) - 1)
-            if edge or (not p_flags & PF_X and p_filesz <= SEGMENT_CAP):
-                wanted.append((p_offset, p_offset + min(p_filesz, PREFIX_CAP)))
+        budget = SPECULATIVE_BUDGET
+        edges = [ordered[0], ordered[-1]] if len(ordered) > 1 else ordered
+        others = [p for p in ordered[1:-1] if not p[3] & PF_X and p[4] <= SEGMENT_CAP]
+        for _type, p_offset, _vaddr, _flags, p_filesz in [*edges, *others]:
+            take = min(p_filesz, PREFIX_CAP, budget)
+            if take <= 0:
+                break  # a second pass reads whatever the tables still need
+            wanted.append((p_offset, p_offset + take))
+            budget -= take
     for p_type, p_offset, _vaddr, _flags, p_filesz in phdrs:
-        if p_type in (PT_DYNAMIC, PT_INTERP, PT_NOTE):
-            if p_filesz > SECTION_CAP:
+        if p_type in SEGMENT_CAPS:
+            if p_filesz > SEGMENT_CAPS[p_type]:
                 msg = f"implausible segment size {p_filesz} (type {p_type})"
                 raise ElfError(msg)
             wanted.append((p_offset, p_offset + p_filesz))
@@ -224,8 +244,8 @@ def _read(stream: IO[bytes], head: bytes, reopen: Callable[[], IO[bytes]] | None
             raise ElfError(msg)
         if layout.shnum:
             wanted.append((layout.shoff, layout.shoff + layout.shnum * layout.shentsize))
-        else:  # more than 0xff00 sections: the count lives in section 0; keep to the end
-            wanted.append((layout.shoff, 1 << 62))
+        else:  # more than 0xff00 sections: the count lives in section 0
+            wanted.append((layout.shoff, layout.shoff + EXTENDED_SECTIONS_KEPT))
     size = reader.keep(wanted, kept, to_end=True)
     sections = _section_headers(layout, kept, size)
     missing = _missing_ranges(layout, phdrs, sections, kept, size)
@@ -258,10 +278,10 @@ def _parse_header(head: bytes) -> _Layout:
     _type, machine, _version, _entry, phoff, shoff, flags = fields[:7]
     _ehsize, phentsize, phnum, shentsize, shnum, _shstrndx = fields[7:]
     expected_ph, expected_sh = (56, 64) if elf_class == 64 else (32, 40)
-    if phnum and phentsize < expected_ph:
+    if phnum and not expected_ph <= phentsize <= 1024:
         msg = f"bad program header entry size {phentsize}"
         raise ElfError(msg)
-    if shoff and shnum and shentsize < expected_sh:
+    if shoff and not expected_sh <= shentsize <= 1024:
         msg = f"bad section header entry size {shentsize}"
         raise ElfError(msg)
     return _Layout(elf_class, endian, osabi, machine, flags, phoff, phentsize, phnum, shoff, shentsize, shnum)
@@ -306,8 +326,11 @@ def _section_headers(layout: _Layout, kept: _Kept, size: int) -> list[_Shdr]:
             msg = "truncated section header table"
             raise ElfError(msg)
         count = struct.unpack_from(layout.endian + entry, first)[5]
-    if layout.shoff + count * layout.shentsize > size:
-        msg = f"section header table runs past the end of the file ({size} bytes)"
+    if layout.shoff + count * layout.shentsize > size or count * layout.shentsize > SECTION_CAP:
+        msg = (
+            f"section header table ({count} x {layout.shentsize} at {layout.shoff}) "
+            f"runs past the end of the file ({size} bytes)"
+        )
         raise ElfError(msg)
     table = kept.get(layout.shoff, count * layout.shentsize)
     if table is None:
@@ -360,6 +383,10 @@ def _missing_ranges(
     if strtab is not None:
         wanted.append(strtab)
     missing = []
+    total = sum(end - start for start, end in _merge(wanted))
+    if total > TABLE_BUDGET:
+        msg = f"implausible dynamic tables: {total} bytes in all"
+        raise ElfError(msg)
     for start, end in wanted:
         if end - start > SECTION_CAP:
             msg = f"implausible table size {end - start} at offset {start}"
@@ -486,24 +513,39 @@ def _version_needs(
     pairs: list[tuple[str, str]] = []
     index_names: dict[int, str] = {}
     offset = 0
+    # Every entry (16 bytes) and version (16 bytes) occupies its own bytes of the
+    # section, so a chain longer than the section can hold loops: corrupt.
+    entries, capacity = section[4], len(data) // 16
+    if entries > capacity:
+        msg = f".gnu.version_r claims {entries} entries in {len(data)} bytes"
+        raise ElfError(msg)
     try:
-        for _ in range(section[4]):  # sh_info: the number of entries
+        for entry in range(entries):  # sh_info: the number of entries
             _ver, count, file_name, aux, next_entry = struct.unpack_from(
                 layout.endian + "HHIII", data, offset
             )
             if count == 0:
                 msg = ".gnu.version_r entry without versions"
                 raise ElfError(msg)
+            if len(pairs) + count > capacity:
+                msg = f".gnu.version_r: more versions than its {len(data)} bytes hold (a looping chain)"
+                raise ElfError(msg)
             library = _string(strings, file_name)
             aux_offset = offset + aux
-            for _ in range(count):
+            for version_number in range(count):
                 _hash, _flags, other, name, next_aux = struct.unpack_from(
                     layout.endian + "IHHII", data, aux_offset
                 )
                 version = _string(strings, name)
                 pairs.append((library, version))
                 index_names[other & 0x7FFF] = version
+                if next_aux == 0 and version_number + 1 < count:
+                    msg = f".gnu.version_r: the versions of {library!r} end before their count"
+                    raise ElfError(msg)
                 aux_offset += next_aux
+            if next_entry == 0 and entry + 1 < entries:
+                msg = ".gnu.version_r: the chain ends (or loops) before its entry count"
+                raise ElfError(msg)
             offset += next_entry
     except struct.error as error:
         msg = f".gnu.version_r is truncated: {error}"
@@ -556,6 +598,7 @@ def _symbols(
         else ()
     )
     by_version: dict[str, list[str]] = {}
+    names: dict[int, str] = {}  # one string per name offset, however many symbols share it
     for index, symbol in enumerate(struct.iter_unpack(fmt, data[: len(data) // step * step])):
         st_info, st_shndx = symbol[info_at], symbol[shndx_at]
         kind = st_info & 0xF
@@ -563,7 +606,9 @@ def _symbols(
             if kind == STT_FUNC and strings.startswith(_INIT_PREFIXES, symbol[name_at]):
                 result.init_functions.add(_string(strings, symbol[name_at]))
             continue
-        name = _string(strings, symbol[name_at])
+        name = names.get(symbol[name_at])
+        if name is None:
+            name = names[symbol[name_at]] = _string(strings, symbol[name_at])
         if not name:
             continue
         if st_info >> 4 != STB_WEAK:
@@ -584,17 +629,26 @@ def _x86_isa_needed(layout: _Layout, sections: list[_Shdr], kept: _Kept) -> tupl
     """GNU_PROPERTY_X86_ISA_1_NEEDED values: the first GNU property note of each note section."""
     found: list[int] = []
     align = 8 if layout.elf_class == 64 else 4
+    scanned = notes = 0
     for section in sections:
         if section[0] != SHT_NOTE:
             continue
-        data = kept.get(section[1], section[2])
+        scanned += section[2]
+        if scanned > TABLE_BUDGET:  # overlapping note sections re-reading the same bytes
+            msg = f"implausible note sections: {scanned} bytes in all"
+            raise ElfError(msg)
+        data = kept.view(section[1], section[2])
         if data is None:  # a note section that is not loaded and was not kept
             continue
         offset = 0
         while offset + 12 < len(data):
+            notes += 1
+            if notes > NOTE_CAP:
+                msg = f"implausible note sections: more than {NOTE_CAP} notes"
+                raise ElfError(msg)
             namesz, descsz, note_type = struct.unpack_from(layout.endian + "III", data, offset)
             offset += 12
-            name = data[offset : offset + namesz].split(b"\0", 1)[0]
+            name = bytes(data[offset : offset + min(namesz, 16)]).split(b"\0", 1)[0]
             offset += (namesz + 3) & ~3
             desc = data[offset : offset + descsz]
             offset += (descsz + 3) & ~3

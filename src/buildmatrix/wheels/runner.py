@@ -589,7 +589,7 @@ class _AuditVerdict:
 
 def _audit(wheel: Path, target: Target) -> _AuditVerdict:
     """The audit gate (``buildmatrix.audit``): symbol versions, external libraries, tag."""
-    from buildmatrix.audit import audit_wheel
+    from buildmatrix.audit import audit_wheel, printable
 
     assert target.package is not None
     package = target.package
@@ -600,7 +600,7 @@ def _audit(wheel: Path, target: Target) -> _AuditVerdict:
     )
     return _AuditVerdict(
         ok=bool(result.ok),
-        problems=tuple(f"{v.kind}: {v.file}: {v.detail}" for v in result.violations),
+        problems=tuple(printable(f"{v.kind}: {v.file}: {v.detail}") for v in result.violations),
         report=result.to_json(),
     )
 
