@@ -183,8 +183,17 @@ def test_push_merge_and_verify_from_the_registry(
 
     # 3. The release workflow's path: verify each per-arch digest, then merge exactly those.
     for per_arch, platform in ((amd64, "linux/amd64"), (arm64, "linux/arm64")):
+        # The image is main's; the committed installs results of other releases are theirs to answer.
         checked = cli(
-            "verify", "--matrix", matrix_path, "--image", f"docker://{per_arch}", "--format", "json"
+            "verify",
+            "--matrix",
+            matrix_path,
+            "--release",
+            release.name,
+            "--image",
+            f"docker://{per_arch}",
+            "--format",
+            "json",
         )
         assert checked.code == 0, checked.out + checked.err
         image_checks = [c for c in json.loads(checked.out)["checks"] if c["subject"].startswith("docker://")]
@@ -206,7 +215,9 @@ def test_push_merge_and_verify_from_the_registry(
 
     # 4. The list from the registry: clean, on every platform, every blob verified.
     reference = f"docker://{merged}"
-    result = cli("verify", "--matrix", matrix_path, "--image", reference, "--format", "json")
+    result = cli(
+        "verify", "--matrix", matrix_path, "--release", release.name, "--image", reference, "--format", "json"
+    )
     assert result.code == 0, result.out + result.err
     checks = [c for c in json.loads(result.out)["checks"] if c["subject"].startswith(reference)]
     assert {c["subject"] for c in checks} == {f"{reference} (linux/amd64)", f"{reference} (linux/arm64)"}
@@ -235,7 +246,9 @@ def test_push_merge_and_verify_from_the_registry(
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0x01
     blob.write_bytes(bytes(data))
-    result = cli("verify", "--matrix", matrix_path, "--image", reference, "--format", "json")
+    result = cli(
+        "verify", "--matrix", matrix_path, "--release", release.name, "--image", reference, "--format", "json"
+    )
     assert result.code == 1, result.out + result.err
     failed = [c for c in json.loads(result.out)["checks"] if not c["ok"]]
     # Both platforms share the layer; each fails on it, and on nothing else.
