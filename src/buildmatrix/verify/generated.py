@@ -4,14 +4,19 @@ pins (the committed page; the plan's pins, build args and labels)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from buildmatrix.expand import image_pins
-from buildmatrix.images.plan import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
+from buildmatrix.images.plan import (
+    LABEL_FRAMEWORK,
+    LABEL_PIN_PREFIX,
+    LABEL_RELEASE,
+    ImageOptions,
+    plan_images,
+)
 from buildmatrix.model import Matrix, Release
 from buildmatrix.verify.extras import parse_version
 from buildmatrix.verify.report import Check
@@ -71,14 +76,9 @@ class PlannedImage(Protocol):
     def pins(self) -> Mapping[str, str]: ...
 
 
-def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[PlannedImage] | None:
-    try:
-        # Imported by name: the images command lands separately from verify.
-        image_plan = importlib.import_module("buildmatrix.images.plan")
-    except ModuleNotFoundError:
-        return None
-    builds: list[PlannedImage] = image_plan.plan_images(
-        matrix, list(releases or matrix.releases), list(matrix.frameworks), image_plan.ImageOptions()
+def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[PlannedImage]:
+    builds: list[PlannedImage] = list(
+        plan_images(matrix, list(releases or matrix.releases), list(matrix.frameworks), ImageOptions())
     )
     return builds
 
@@ -100,12 +100,9 @@ def check_image_plan(
     """Every planned image build carries the release's pins in its pins, args and labels.
 
     ``builds`` default to ``buildmatrix.images.plan.plan_images`` for every framework
-    of the selected releases (nothing to check when that module is absent)."""
+    of the selected releases."""
     if builds is None:
-        planned = _planned_images(matrix, releases)
-        if planned is None:
-            return []
-        builds = planned
+        builds = _planned_images(matrix, releases)
     checks: list[Check] = []
     for build in builds:
         checks.extend(_check_build(matrix, build))

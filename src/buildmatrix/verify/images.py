@@ -31,7 +31,6 @@ from buildmatrix.images.plan import (
 )
 from buildmatrix.images.plan import PINS_FILE as IMAGE_PINS_FILE
 from buildmatrix.layers import (
-    LIBNIXL_PATTERNS,
     BlobDigestError,
     ImageView,
     ScanRequest,
@@ -42,7 +41,11 @@ from buildmatrix.model import Framework, Matrix, Release
 from buildmatrix.verify.extras import exact_version, parse_version
 from buildmatrix.verify.report import Check, Collector
 
-__all__ = ["check_image"]
+__all__ = ["LIBNIXL_PATTERNS", "check_image"]
+
+# Basenames of the NIXL shared library itself (not its plugins or helper
+# libraries); auditwheel renames bundled copies to ``libnixl-<hash>.so``.
+LIBNIXL_PATTERNS = ("libnixl.so", "libnixl.so.*", "libnixl-*.so", "libnixl-*.so.*")
 
 
 def _label_check(subject: str, name: str, label: str, expected: Version, labels: Mapping[str, str]) -> Check:
