@@ -10,6 +10,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix import ui
+from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.errors import UsageError
 
 HELP = (
@@ -40,8 +41,7 @@ def _date(raw: str) -> datetime.date:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--release", action="append", metavar="R", help="only this release (repeatable; "
-                        "default: the released ones)")  # fmt: skip
+    add_release(parser, purpose="only this release", default="the released ones")
     parser.add_argument("--extra", action="append", metavar="E", help="only this extra (repeatable)")
     parser.add_argument("--python", action="append", metavar="X.Y", help="only this Python (repeatable)")
     parser.add_argument("--arch", action="append", metavar="A", help="only this arch (repeatable)")
@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="resolve from this index instead of the matrix's [installs] indexes "
         "(repeatable; the first is primary)",
     )
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    add_format(parser)
     parser.add_argument(
         "--write",
         action="store_true",

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from buildmatrix import ui
+from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.verify import Check, Report, VerifyOptions, verify
 
@@ -35,12 +36,10 @@ wheel or image, an unknown release); the other checks are still reported."""
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--release",
-        action="append",
-        metavar="R",
-        help="check against this release (repeatable; `0.7.1` finds `v0.7.1`); default: the "
-        "release each artifact names (wheel version, image label), every release for the index",
+    add_release(
+        parser,
+        purpose="check against this release",
+        default="the release each artifact names (wheel version, image label), every release for the index",
     )
     parser.add_argument(
         "--wheel",
@@ -107,7 +106,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="with --check-index: another index to consult, as pip does (repeatable)",
     )
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    add_format(parser)
     parser.add_argument(
         "--show-all",
         action="store_true",

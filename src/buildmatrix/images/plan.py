@@ -2,26 +2,25 @@
 
 One ``ImageBuild`` per framework image and release (or per platform when the
 plan is split for native runners). Every value in it comes from the matrix or
-from a command-line flag validated here, so an engine only turns the plan into
-its own command line or bake file; it never decides anything.
+from a command-line flag validated by the images command (``buildmatrix.cli.images``),
+so an engine only turns the plan into its own command line or bake file; it never
+decides anything.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.expand import image_pins
 from buildmatrix.images.dockerfile import stage_args
-from buildmatrix.loader import image_ref_problem, url_problem
 from buildmatrix.model import Framework, ImageSpec, Matrix, Release
 
 __all__ = [
@@ -30,21 +29,12 @@ __all__ = [
     "ImageOptions",
     "MergeStep",
     "Secret",
-    "check_index_url",
-    "check_repository",
     "merge_name",
     "merge_steps",
-    "parse_base_images",
-    "parse_secret",
     "plan_images",
     "resolve_frameworks",
 ]
 
-# OCI distribution spec: a repository path component, and an optional registry
-# host (with port) in front. Tags are added by the plan, never by the user.
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?")
-_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
 # What every image carries for `buildmatrix verify`: these labels and the pins file.
 PINS_FILE = "/opt/buildmatrix/pins.json"
 LABEL_RELEASE = "org.buildmatrix.release"
@@ -160,113 +150,6 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-# ---------------------------------------------------------------------------
-# Flag validation: every value is checked before it can reach a command.
-# ---------------------------------------------------------------------------
-
-
-def check_repository(value: str, flag: str) -> str:
-    """An image repository without tag or digest: ``[host[:port]/]path/to/name``."""
-    parts = value.split("/")
-    host_like = len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
-    path = parts[1:] if host_like else parts
-    problem = ""
-    if host_like and not _HOST.fullmatch(parts[0]):
-        problem = f"{parts[0]!r} is not a registry host"
-    elif not path or not all(_COMPONENT.fullmatch(part) for part in path):
-        problem = "path components are lowercase letters and digits joined by . _ or -"
-    elif "@" in value:
-        problem = "give a repository, not a digest"
-    if problem:
-        msg = f"{flag} {value!r}: {problem} (e.g. registry.example.com/team/dynamo, no tag)"
-        raise UsageError(msg)
-    return value
-
-
-def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
-    """``REF`` (every image) or ``CUDA=REF`` (images on that CUDA version), each a pinned ref."""
-    chosen: dict[str, str] = {}
-    for value in values:
-        cuda, eq, ref = value.rpartition("=")
-        if eq:
-            try:
-                key = str(Version(cuda))
-            except InvalidVersion:
-                msg = f"--base-image {value!r}: {cuda!r} is not a CUDA version (e.g. 12.8=REF)"
-                raise UsageError(msg) from None
-            check_choice("CUDA version", key, list(matrix.cuda_base_images))
-        else:
-            key = ""
-        problem = image_ref_problem(ref)
-        if problem:
-            msg = f"--base-image {value!r}: {problem}"
-            raise UsageError(msg)
-        chosen[key] = ref
-    return chosen
-
-
-def check_index_url(value: str) -> str:
-    """A plain index URL: credentials (user info, a token in the query) would persist in
-    the image's history as a build arg, so they reach a build only as a secret."""
-    from buildmatrix.redact import has_credentials, redact
-
-    if has_credentials(value):
-        msg = (
-            f"--index-url {redact(value)} carries credentials, which would end up in the image "
-            "history: pass the plain URL and the credentials as a BuildKit secret, e.g. "
-            "--secret id=netrc,src=$HOME/.netrc"
-        )
-        raise UsageError(msg)
-    problem = url_problem(value, ("http", "https"))
-    if problem:
-        msg = f"--index-url {problem}"
-        raise UsageError(msg)
-    return value
-
-
-def check_find_links(value: Path) -> Path:
-    if not value.is_dir():
-        msg = f"--find-links {value}: not a directory of wheels"
-        raise UsageError(msg)
-    return value.resolve()
-
-
-def parse_secret(value: str) -> Secret:
-    """``id=NAME,src=FILE`` (``type=file`` allowed), as buildx and buildah take it."""
-    fields: dict[str, str] = {}
-    for item in value.split(","):
-        key, eq, val = item.partition("=")
-        if not eq or key not in ("id", "src", "source", "type") or key in fields:
-            msg = f"--secret {value!r}: expected id=NAME,src=FILE"
-            raise UsageError(msg)
-        fields["src" if key == "source" else key] = val
-    if fields.get("type", "file") != "file":
-        msg = f"--secret {value!r}: only type=file secrets are supported"
-        raise UsageError(msg)
-    secret_id = fields.get("id", "")
-    if not _SECRET_ID.fullmatch(secret_id):
-        msg = f"--secret {value!r}: id must be letters, digits, '.', '_' or '-'"
-        raise UsageError(msg)
-    src = Path(fields.get("src", "")).expanduser()
-    if not fields.get("src") or not src.is_file():
-        msg = f"--secret {value!r}: src {src} is not a file"
-        raise UsageError(msg)
-    if set(str(src.resolve())) & {","}:
-        msg = f"--secret {value!r}: the path must not contain ','"
-        raise UsageError(msg)
-    return Secret(secret_id, src.resolve())
-
-
-def check_platforms(matrix: Matrix, platforms: Iterable[str]) -> tuple[str, ...]:
-    known = [arch.platform for arch in matrix.archs]
-    chosen: list[str] = []
-    for platform in platforms:
-        check_choice("platform", platform, known)
-        if platform not in chosen:
-            chosen.append(platform)
-    return tuple(chosen)
 
 
 def resolve_frameworks(matrix: Matrix, names: Sequence[str]) -> tuple[Framework, ...]:
