@@ -7,7 +7,7 @@ import argparse
 from buildmatrix import ci, ui
 from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.errors import check_choice
-from buildmatrix.expand import Plan, TargetKind, expand
+from buildmatrix.expand import Plan, TargetKind, WheelTarget, expand
 from buildmatrix.loader import load_matrix, select_releases
 
 HELP = "expand the matrix into build targets (wheels and images) and print them"
@@ -55,21 +55,14 @@ def run(args: argparse.Namespace) -> int:
 def _print_table(plan: Plan) -> None:
     rows = []
     for target in plan:
-        detail = (
-            f"{target.python_tag}-{target.platform_tag}"
-            if target.package is not None
-            else " ".join(f"{name}=={version}" for name, version in (target.pins or {}).items())
-        )
+        if isinstance(target, WheelTarget):
+            name, cuda = str(target.package.name), ""
+            detail = f"{target.python_tag}-{target.platform_tag}"
+        else:
+            name, cuda = target.framework.name, str(target.cuda)
+            detail = " ".join(f"{pin}=={version}" for pin, version in target.pins.items())
         rows.append(
-            [
-                target.release.name,
-                str(target.kind),
-                str(target.package.name if target.package else target.framework and target.framework.name),
-                target.arch.name,
-                target.python,
-                "" if target.cuda is None else str(target.cuda),
-                detail,
-            ]
+            [target.release.name, str(target.kind), name, target.arch.name, target.python, cuda, detail]
         )
     ui.stdout.print(
         ui.table(

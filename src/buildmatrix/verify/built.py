@@ -36,7 +36,7 @@ def check_meta_build(
     targets = [
         t
         for t in expand(matrix, releases=[release], kind=TargetKind.WHEEL).wheels()
-        if t.package is not None and t.package.name == package.name
+        if t.package.name == package.name
     ]
     if not targets:
         collector.errors.append(f"{subject}: the matrix builds no {package.name} wheel for {release.name}")
