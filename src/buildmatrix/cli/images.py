@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 from buildmatrix import ui
 from buildmatrix._call import call, format_command
 from buildmatrix._paths import output_dir
-from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release
+from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release, add_tls_verify
 from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
 from buildmatrix.images import (
     ENGINES,
@@ -65,6 +65,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="frameworks whose image to build (vllm, sglang, trtllm), or `all`",
     )
     add_release(parser, purpose="release to build", default="the matrix's first")
+    _selection_flags(parser)
+    _registry_flags(parser)
+    _input_flags(parser)
+    _multi_arch_flags(parser)
+    add_out(
+        parser,
+        metavar="DIR",
+        help="where docker-bake.json and the logs go (default: <matrix folder>/out/images)",
+    )
+    add_dry_run(parser, help="show the plan and commands only")
+    add_format(parser)
+
+
+def _selection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--platform",
         action="append",
@@ -72,12 +86,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="only these platforms (comma-separated or repeated); default: the image's arches",
     )
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="image builder (default: auto)")
+
+
+def _registry_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tag-prefix",
         metavar="REPO",
         help="registry/namespace the images are tagged under (default: localhost/<project>)",
     )
     parser.add_argument("--push", action="store_true", help="push the images (needs --tag-prefix)")
+
+
+def _input_flags(parser: argparse.ArgumentParser) -> None:
+    """What the build reads: base image, indexes, local wheels, the build cache, secrets."""
     parser.add_argument(
         "--base-image",
         action="append",
@@ -114,6 +135,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="id=ID,src=FILE",
         help="a build secret (e.g. id=netrc,src=$HOME/.netrc for index credentials); repeatable",
     )
+
+
+def _multi_arch_flags(parser: argparse.ArgumentParser) -> None:
+    """Per-arch builds on native runners (--split), joined by --merge."""
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
         "--split",
@@ -133,21 +158,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --merge: the per-arch image to join for that platform, by digest (what its "
         "--split --push printed and verify checked); default: the digest its <tag>-<arch> names now",
     )
-    parser.add_argument(
-        "--tls-verify",
-        type=_boolean,
-        default=True,
-        metavar="BOOL",
+    add_tls_verify(
+        parser,
         help="with --push/--merge (buildah): require HTTPS with a verified certificate (default: "
         "true; a registry on localhost or 127.0.0.0/8 is always spoken to over plain HTTP)",
     )
-    add_out(
-        parser,
-        metavar="DIR",
-        help="where docker-bake.json and the logs go (default: <matrix folder>/out/images)",
-    )
-    add_dry_run(parser, help="show the plan and commands only")
-    add_format(parser)
 
 
 # ---------------------------------------------------------------------------
@@ -257,16 +272,6 @@ def check_platforms(matrix: Matrix, platforms: Iterable[str]) -> tuple[str, ...]
     return tuple(chosen)
 
 
-def _boolean(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    msg = f"{value!r} is not true or false"
-    raise argparse.ArgumentTypeError(msg)
-
-
 def _created() -> datetime.datetime:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
@@ -372,6 +377,18 @@ def _show_plan(
             data["bake_print"] = bake_print
         ui.emit_json(data)
         return 0
+    _print_plan_table(builds, engine_name)
+    if isinstance(engine, BuildxEngine) and not args.merge:
+        ui.stdout.print(f"bake file: {engine.bake_file}", markup=False)
+    for command in commands:
+        ui.stdout.print("$ " + format_command(command), markup=False)
+    if bake_print is not None:
+        ui.stdout.print("$ docker buildx bake --print", markup=False)
+        ui.stdout.print(bake_print, markup=False)
+    return 0
+
+
+def _print_plan_table(builds: list[ImageBuild], engine_name: str) -> None:
     rows = [
         [
             build.name,
@@ -389,14 +406,6 @@ def _show_plan(
             rows,
         )
     )
-    if isinstance(engine, BuildxEngine) and not args.merge:
-        ui.stdout.print(f"bake file: {engine.bake_file}", markup=False)
-    for command in commands:
-        ui.stdout.print("$ " + format_command(command), markup=False)
-    if bake_print is not None:
-        ui.stdout.print("$ docker buildx bake --print", markup=False)
-        ui.stdout.print(bake_print, markup=False)
-    return 0
 
 
 def _summary(args: argparse.Namespace, results: list[Result]) -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "add_format",
     "add_out",
     "add_release",
+    "add_tls_verify",
     "common_parser",
     "matrix_path",
 ]
@@ -87,3 +88,18 @@ def add_out(parser: argparse.ArgumentParser, *, metavar: str, help: str) -> None
 def add_dry_run(parser: argparse.ArgumentParser, *, help: str) -> None:
     """``--dry-run``: show what would run, run nothing."""
     parser.add_argument("--dry-run", action="store_true", help=help)
+
+
+def add_tls_verify(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """``--tls-verify BOOL`` (default true): how a registry is spoken to; ``help`` says when it applies."""
+    parser.add_argument("--tls-verify", type=_boolean, default=True, metavar="BOOL", help=help)
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    msg = f"{value!r} is not true or false"
+    raise argparse.ArgumentTypeError(msg)

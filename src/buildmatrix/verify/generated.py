@@ -17,7 +17,7 @@ from buildmatrix.images.plan import (
     ImageOptions,
     plan_images,
 )
-from buildmatrix.model import Matrix, Release
+from buildmatrix.model import Framework, Matrix, Release
 from buildmatrix.verify.extras import parse_version
 from buildmatrix.verify.report import Check
 
@@ -124,6 +124,15 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
                 detail="the plan names something the matrix does not have",
             )
         ]
+    return [
+        *_pin_checks(subject, build, framework, release),
+        *_label_checks(subject, build, framework, release),
+    ]
+
+
+def _pin_checks(subject: str, build: PlannedImage, framework: Framework, release: Release) -> list[Check]:
+    """Each pin the image carries, in the plan's pins, its PIN_* args and its labels; and the
+    extras of its EXTRAS_* args."""
     checks = []
     requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
     carriers = {
@@ -159,15 +168,18 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
                     detail=f"build arg EXTRAS_* ({release.name})",
                 )
             )
-    for label, value in ((LABEL_RELEASE, release.name), (LABEL_FRAMEWORK, framework.name)):
-        checks.append(
-            Check(
-                subject=subject,
-                name=label,
-                expected=value,
-                found=build.labels.get(label, "(missing)"),
-                ok=build.labels.get(label) == value,
-                detail=f"label ({release.name})",
-            )
-        )
     return checks
+
+
+def _label_checks(subject: str, build: PlannedImage, framework: Framework, release: Release) -> list[Check]:
+    return [
+        Check(
+            subject=subject,
+            name=label,
+            expected=value,
+            found=build.labels.get(label, "(missing)"),
+            ok=build.labels.get(label) == value,
+            detail=f"label ({release.name})",
+        )
+        for label, value in ((LABEL_RELEASE, release.name), (LABEL_FRAMEWORK, framework.name))
+    ]

@@ -104,6 +104,21 @@ def _check_target(
             name,
             f"sha256 {digest} differs from the recorded {entry.get('sha256')}",
         )
+    return _inputs_check(matrix, folder, target, entry, sources, subject=subject, expected=expected)
+
+
+def _inputs_check(
+    matrix: Matrix,
+    folder: Path,
+    target: WheelTarget,
+    entry: dict[str, Any],
+    sources: dict[Path, Any],
+    *,
+    subject: str,
+    expected: str,
+) -> Check:
+    """A recorded, present wheel whose inputs (source, matrix, toolchain) are what they were."""
+    name = str(entry["filename"])
     try:
         now = _inputs_now(matrix, folder, target, target.package, sources)
     except BuildMatrixError as error:

