@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from buildmatrix.errors import UsageError, check_choice
@@ -207,19 +207,7 @@ def _plan_one(
     spec: ImageSpec,
     options: ImageOptions,
 ) -> ImageBuild:
-    image_platforms = [matrix.arch(name).platform for name in spec.arch]
-    if options.platforms:
-        for platform in options.platforms:
-            if platform not in image_platforms:
-                msg = (
-                    f"image {spec.name} is not built for {platform} "
-                    f"(matrix.toml [image.{spec.framework}] arch: {', '.join(spec.arch)})"
-                )
-                raise UsageError(msg)
-        platforms = tuple(p for p in image_platforms if p in options.platforms)
-    else:
-        platforms = tuple(image_platforms)
-
+    platforms = _platforms(matrix, spec, options)
     cuda: Version = release.cuda[framework.name]
     base_image = (
         options.base_images.get(str(cuda))
@@ -234,6 +222,57 @@ def _plan_one(
         "RELEASE": release.name,
         "RELEASE_VERSION": str(release.version),
     }
+    _add_pin_args(matrix, release, framework, pins, args)
+    contexts = _add_source_args(matrix, release, options, args)
+    _check_against_dockerfile(matrix, release, spec, args)
+    cuda_major = str(cuda.major)
+    prefix = options.tag_prefix or f"localhost/{matrix.project.lower()}"
+    tag = f"{prefix}/{spec.name}:{release.name}-cuda{cuda_major}"
+    cache_from, cache_to = _cache_refs(options, framework.name, cuda_major, platforms)
+    return ImageBuild(
+        name=f"{framework.name}-{_slug(release.name)}-cuda{cuda_major}",
+        framework=framework.name,
+        release=release.name,
+        image=spec.name,
+        dockerfile=spec.dockerfile,
+        context=spec.dockerfile.parent,
+        target=spec.target,
+        platforms=platforms,
+        args=args,
+        labels=_labels(matrix, release, framework, spec, options=options, base_image=base_image, pins=pins),
+        tags=(tag,),
+        contexts=contexts,
+        pins={str(name): str(version) for name, version in pins.items()},
+        cuda=str(cuda),
+        cache_from=cache_from,
+        cache_to=cache_to,
+        secrets=options.secrets,
+    )
+
+
+def _platforms(matrix: Matrix, spec: ImageSpec, options: ImageOptions) -> tuple[str, ...]:
+    """The image's platforms, or those of them ``--platform`` chose (another is an error)."""
+    image_platforms = [matrix.arch(name).platform for name in spec.arch]
+    if not options.platforms:
+        return tuple(image_platforms)
+    for platform in options.platforms:
+        if platform not in image_platforms:
+            msg = (
+                f"image {spec.name} is not built for {platform} "
+                f"(matrix.toml [image.{spec.framework}] arch: {', '.join(spec.arch)})"
+            )
+            raise UsageError(msg)
+    return tuple(p for p in image_platforms if p in options.platforms)
+
+
+def _add_pin_args(
+    matrix: Matrix,
+    release: Release,
+    framework: Framework,
+    pins: Mapping[NormalizedName, Version],
+    args: dict[str, str],
+) -> None:
+    """PIN_<NAME> and EXTRAS_<NAME> for every pin, each allowed by the framework's requirement."""
     requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
     for name, version in pins.items():
         requirement = requirements.get(name)
@@ -248,6 +287,11 @@ def _plan_one(
         extras = sorted(requirement.extras) if requirement is not None else []
         args[f"EXTRAS_{key}"] = ",".join(extras)
 
+
+def _add_source_args(
+    matrix: Matrix, release: Release, options: ImageOptions, args: dict[str, str]
+) -> dict[str, Path]:
+    """Where the build installs from (toolkit wheels, find-links, index): args and build contexts."""
     wheelhouse = options.wheelhouse or matrix.wheelhouse
     toolkit = _toolkit_requirements(matrix, release, wheelhouse)
     contexts: dict[str, Path] = {}
@@ -260,10 +304,19 @@ def _plan_one(
         args["NO_INDEX"] = "1"
     elif options.index_url:
         args["INDEX_URL"] = options.index_url
+    return contexts
 
-    _check_against_dockerfile(matrix, release, spec, args)
 
-    cuda_major = str(cuda.major)
+def _labels(
+    matrix: Matrix,
+    release: Release,
+    framework: Framework,
+    spec: ImageSpec,
+    *,
+    options: ImageOptions,
+    base_image: str,
+    pins: Mapping[NormalizedName, Version],
+) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": spec.name,
         "org.opencontainers.image.version": str(release.version),
@@ -273,32 +326,10 @@ def _plan_one(
         "org.opencontainers.image.base.name": base_image,
         LABEL_RELEASE: release.name,
         LABEL_FRAMEWORK: framework.name,
-        LABEL_CUDA: str(cuda),
+        LABEL_CUDA: str(release.cuda[framework.name]),
         LABEL_PYTHON: spec.python,
     }
-    labels |= {f"{LABEL_PIN_PREFIX}{name}": str(version) for name, version in pins.items()}
-    prefix = options.tag_prefix or f"localhost/{matrix.project.lower()}"
-    tag = f"{prefix}/{spec.name}:{release.name}-cuda{cuda_major}"
-    cache_from, cache_to = _cache_refs(options, framework.name, cuda_major, platforms)
-    return ImageBuild(
-        name=f"{framework.name}-{_slug(release.name)}-cuda{cuda_major}",
-        framework=framework.name,
-        release=release.name,
-        image=spec.name,
-        dockerfile=spec.dockerfile,
-        context=spec.dockerfile.parent,
-        target=spec.target,
-        platforms=platforms,
-        args=args,
-        labels=labels,
-        tags=(tag,),
-        contexts=contexts,
-        pins={str(name): str(version) for name, version in pins.items()},
-        cuda=str(cuda),
-        cache_from=cache_from,
-        cache_to=cache_to,
-        secrets=options.secrets,
-    )
+    return labels | {f"{LABEL_PIN_PREFIX}{name}": str(version) for name, version in pins.items()}
 
 
 def _cache_refs(

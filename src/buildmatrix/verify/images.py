@@ -37,7 +37,7 @@ from buildmatrix.layers import (
     ScanResult,
     open_image,
 )
-from buildmatrix.model import Framework, Matrix, Release
+from buildmatrix.model import Framework, ImageSpec, Matrix, Release
 from buildmatrix.verify.extras import exact_version, parse_version
 from buildmatrix.verify.report import Check, Collector
 
@@ -306,14 +306,8 @@ def _check_view(
         return
     pins = image_pins(framework, release)
     requirements = framework.image_requirements(release.pins)
-    for name, version in pins.items():
-        checks.append(_label_check(subject, name, LABEL_PIN_PREFIX + name, version, view.labels))
-    cuda = release.cuda.get(framework.name)
-    if cuda is not None and LABEL_CUDA in view.labels:
-        checks.append(_label_check(subject, "cuda", LABEL_CUDA, cuda, view.labels))
     spec = next((image for image in matrix.images if image.framework == framework.name), None)
-    if spec is not None and LABEL_PYTHON in view.labels:
-        checks.append(_label_check(subject, "python", LABEL_PYTHON, Version(spec.python), view.labels))
+    checks.extend(_pin_label_checks(subject, view, release, framework, pins, spec=spec))
     # The toolkit's own wheels are in an image only when it was built with them.
     toolkit = frozenset(package.name for package in matrix.wheels)
     request = ScanRequest(
@@ -339,18 +333,56 @@ def _check_view(
         )
     )
     checks.extend(_installed_checks(subject, result, requirements, release))
-    for name in sorted(toolkit):
-        for install in result.distributions.get(name, ()):
-            checks.append(
-                Check(
-                    subject=subject,
-                    name=name,
-                    expected=f"=={release.version}",
-                    found=str(install.version),
-                    ok=install.version == release.version,
-                    detail=f"installed at {install.path} (layer {install.layer}); {release.name}",
-                )
-            )
+    checks.extend(_toolkit_checks(subject, result, toolkit, release))
+    checks.extend(_integrity_checks(subject, view, result, quick=quick))
+    for problem in result.problems:
+        collector.errors.append(f"{subject}: {problem}")
+    collector.add(*checks)
+
+
+def _pin_label_checks(
+    subject: str,
+    view: ImageView,
+    release: Release,
+    framework: Framework,
+    pins: Mapping[NormalizedName, Version],
+    *,
+    spec: ImageSpec | None,
+) -> list[Check]:
+    """The pin labels, and the CUDA and Python labels where the image has them."""
+    checks = [
+        _label_check(subject, name, LABEL_PIN_PREFIX + name, version, view.labels)
+        for name, version in pins.items()
+    ]
+    cuda = release.cuda.get(framework.name)
+    if cuda is not None and LABEL_CUDA in view.labels:
+        checks.append(_label_check(subject, "cuda", LABEL_CUDA, cuda, view.labels))
+    if spec is not None and LABEL_PYTHON in view.labels:
+        checks.append(_label_check(subject, "python", LABEL_PYTHON, Version(spec.python), view.labels))
+    return checks
+
+
+def _toolkit_checks(
+    subject: str, result: ScanResult, toolkit: frozenset[NormalizedName], release: Release
+) -> list[Check]:
+    """Every copy of the toolkit's own wheels in the image has the release's version."""
+    return [
+        Check(
+            subject=subject,
+            name=name,
+            expected=f"=={release.version}",
+            found=str(install.version),
+            ok=install.version == release.version,
+            detail=f"installed at {install.path} (layer {install.layer}); {release.name}",
+        )
+        for name in sorted(toolkit)
+        for install in result.distributions.get(name, ())
+    ]
+
+
+def _integrity_checks(subject: str, view: ImageView, result: ScanResult, *, quick: bool) -> list[Check]:
+    """One libnixl (unless --quick), no path out of the root, every blob read verified."""
+    checks: list[Check] = []
     if not quick:
         checks.append(
             Check(
@@ -399,6 +431,4 @@ def _check_view(
             detail=(view.manifest_digest or view.config_digest) + unread,
         )
     )
-    for problem in result.problems:
-        collector.errors.append(f"{subject}: {problem}")
-    collector.add(*checks)
+    return checks

@@ -441,6 +441,9 @@ class _Run:
             return
         if len(todo) < len(job.targets):  # rebuild only what changed (one cibuildwheel call)
             job = _narrowed(job, todo)
+        yield from self._build_and_gate(job, todo, bar)
+
+    def _build_and_gate(self, job: Job, todo: list[WheelTarget], bar: ui.Progress) -> Iterator[TargetResult]:
         log_path = self.out.log_path(job.slug)
         bar.note(f"building {', '.join(t.id for t in todo)} ({job.backend}); log: {log_path}")
         started = time.monotonic()
