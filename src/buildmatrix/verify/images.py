@@ -148,6 +148,27 @@ def _pins_file_checks(
                 detail=f"{where}: {error}",
             )
         ]
+    checks = _pins_file_identity(subject, data, release, framework, python=python)
+    for name, version in pins.items():
+        found = parse_version(file_pins.get(name))
+        checks.append(
+            Check(
+                subject=subject,
+                name=name,
+                expected=str(version),
+                found=file_pins.get(name, "(missing)"),
+                ok=found == version,
+                detail=f"{where}: pins.{name}",
+            )
+        )
+    return checks
+
+
+def _pins_file_identity(
+    subject: str, data: Mapping[str, Any], release: Release, framework: Framework, *, python: str | None
+) -> list[Check]:
+    """The pins file names the release, framework, CUDA and Python the image is for."""
+    where = f"{IMAGE_PINS_FILE}"
     checks = [
         Check(
             subject=subject,
@@ -188,18 +209,6 @@ def _pins_file_checks(
                 found=str(data.get("python")),
                 ok=parse_version(data.get("python")) == Version(python),
                 detail=f"{where}: python",
-            )
-        )
-    for name, version in pins.items():
-        found = parse_version(file_pins.get(name))
-        checks.append(
-            Check(
-                subject=subject,
-                name=name,
-                expected=str(version),
-                found=file_pins.get(name, "(missing)"),
-                ok=found == version,
-                detail=f"{where}: pins.{name}",
             )
         )
     return checks
@@ -415,20 +424,22 @@ def _integrity_checks(subject: str, view: ImageView, result: ScanResult, *, quic
             ),
         )
     )
+    checks.append(_blob_digest_check(subject, view, result, read=read, unread=unread))
+    return checks
+
+
+def _blob_digest_check(subject: str, view: ImageView, result: ScanResult, *, read: int, unread: str) -> Check:
     blobs = [f"{result.blobs_verified} of {result.layers_total} layers"]
     if view.config_digest:
         blobs.insert(0, "config")
     if view.manifest_digest:
         blobs.insert(0, "manifest")
-    checks.append(
-        Check(
-            subject=subject,
-            name="blob digests",
-            expected="every blob read matches its digest",
-            found=(", ".join(blobs[:-1]) + " and " if len(blobs) > 1 else "") + blobs[-1] + " verified",
-            # Every layer the scan opened was verified to its end (or the scan failed).
-            ok=result.blobs_verified == read,
-            detail=(view.manifest_digest or view.config_digest) + unread,
-        )
+    return Check(
+        subject=subject,
+        name="blob digests",
+        expected="every blob read matches its digest",
+        found=(", ".join(blobs[:-1]) + " and " if len(blobs) > 1 else "") + blobs[-1] + " verified",
+        # Every layer the scan opened was verified to its end (or the scan failed).
+        ok=result.blobs_verified == read,
+        detail=(view.manifest_digest or view.config_digest) + unread,
     )
-    return checks
