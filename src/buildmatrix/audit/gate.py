@@ -407,6 +407,38 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         violations.append(Violation("corrupt", member, "member name points outside the wheel; not unpacked"))
     violations.extend(_duplicates(opened.members))
     violations.extend(_layout(name, opened.members))
+    elfs = _read_elfs(opened, violations)
+    if not platform_tags:
+        return _with(empty, violations)
+    try:
+        report = analyze(name, elfs, opened.members)
+    except NotPlatformWheel as pure:
+        for member, why in sorted(pure.ignored.items()):
+            violations.append(Violation("isa", member, why))
+        for member in pure.ignored:
+            violations.extend(_rpath_violations(member, elfs[member]))
+        pure_audit = WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor)
+        return replace(_with(pure_audit, violations), skipped_elf=tuple(sorted(pure.skipped.items())))
+    except (ValueError, LookupError) as error:  # auditwheel has no policy for this wheel
+        violations.append(Violation("corrupt", name, f"cannot analyse: {error}"))
+        return _with(empty, violations)
+    except RecursionError:
+        violations.append(Violation("corrupt", name, "a chain of bundled libraries too deep to follow"))
+        return _with(empty, violations)
+    return _audit(
+        name,
+        report,
+        elfs=elfs,
+        members=opened.members,
+        platform_tags=platform_tags,
+        rules=rules,
+        violations=violations,
+    )
+
+
+def _read_elfs(opened: OpenWheel, violations: list[Violation]) -> dict[str, ElfInfo]:
+    """The ELF facts of every member as its read finishes (copies of a name labelled apart);
+    unreadable members and ELF files in purelib become violations."""
     elfs: dict[str, ElfInfo] = {}
     copies: dict[str, int] = {}
     names = set(opened.members)
@@ -425,23 +457,20 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         if "purelib" in member.split("/")[:-1]:
             detail = "ELF file in a purelib folder: auditwheel refuses the wheel (it must be platlib)"
             violations.append(Violation("layout", member, detail))
-    if not platform_tags:
-        return _with(empty, violations)
-    try:
-        report = analyze(name, elfs, opened.members)
-    except NotPlatformWheel as pure:
-        for member, why in sorted(pure.ignored.items()):
-            violations.append(Violation("isa", member, why))
-        for member in pure.ignored:
-            violations.extend(_rpath_violations(member, elfs[member]))
-        pure_audit = WheelAudit(name, True, None, None, None, (), platform_tags, rules.floor)
-        return replace(_with(pure_audit, violations), skipped_elf=tuple(sorted(pure.skipped.items())))
-    except (ValueError, LookupError) as error:  # auditwheel has no policy for this wheel
-        violations.append(Violation("corrupt", name, f"cannot analyse: {error}"))
-        return _with(empty, violations)
-    except RecursionError:
-        violations.append(Violation("corrupt", name, "a chain of bundled libraries too deep to follow"))
-        return _with(empty, violations)
+    return elfs
+
+
+def _audit(
+    name: str,
+    report: AbiReport,
+    *,
+    elfs: Mapping[str, ElfInfo],
+    members: Sequence[str],
+    platform_tags: tuple[str, ...],
+    rules: _Rules,
+    violations: list[Violation],
+) -> WheelAudit:
+    """A platform wheel's audit from auditwheel's analysis: the violations, tags and notes."""
     violations.extend(
         _violations(
             report=report,
@@ -449,26 +478,11 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
             wheel=name,
             platform_tags=platform_tags,
             rules=rules,
-            all_members=opened.members,
+            all_members=members,
         )
     )
     highest = report.policies.highest.name
-    notes = []
-    if any(tag.startswith("linux_") for tag in platform_tags) and _claimed(report, platform_tags) in (
-        None,
-        report.policies.linux,
-    ):
-        notes.append(
-            f"tagged {'.'.join(platform_tags)}: a plain linux tag promises nothing, "
-            "so no tag policy was checked"
-        )
-    libc = report.policies.libc.value
-    if report.libc_source == "unknown":
-        libc = "unknown"
-        notes.append(
-            "no member names its libc (no loader, no libc needed) and the tag names none: "
-            "judged as glibc, as auditwheel does on a glibc host"
-        )
+    libc, notes = _libc_and_notes(report, platform_tags)
     return WheelAudit(
         wheel=name,
         pure=False,
@@ -487,6 +501,27 @@ def _finish(opened: OpenWheel, rules: _Rules) -> WheelAudit:
         libc=libc,
         notes=tuple(notes),
     )
+
+
+def _libc_and_notes(report: AbiReport, platform_tags: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The libc the wheel is judged for, and what the audit could not promise."""
+    notes = []
+    if any(tag.startswith("linux_") for tag in platform_tags) and _claimed(report, platform_tags) in (
+        None,
+        report.policies.linux,
+    ):
+        notes.append(
+            f"tagged {'.'.join(platform_tags)}: a plain linux tag promises nothing, "
+            "so no tag policy was checked"
+        )
+    libc = report.policies.libc.value
+    if report.libc_source == "unknown":
+        libc = "unknown"
+        notes.append(
+            "no member names its libc (no loader, no libc needed) and the tag names none: "
+            "judged as glibc, as auditwheel does on a glibc host"
+        )
+    return libc, notes
 
 
 def _duplicates(members: Sequence[str]) -> list[Violation]:
