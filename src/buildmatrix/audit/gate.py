@@ -299,32 +299,9 @@ def _violations(
     held_to = floor if floor is not None else claimed
     if held_to is not None:
         kind = "policy" if floor is not None else "glibc-underclaim"
-        for member, libs in report.blacklisted(held_to.name).items():
-            for lib, symbols in sorted(libs.items()):
-                names = ", ".join(sorted(symbols))
-                found.append(
-                    Violation(kind, member, f"uses {names} from {lib}, blacklisted by {held_to.name}")
-                )
-        if report.ucs2 or report.pyfpe:
-            what = "narrow-unicode (UCS2) symbols" if report.ucs2 else "PyFPE_jbuf"
-            found.append(Violation(kind, wheel, f"uses {what}, not allowed by {held_to.name}"))
-        basenames: dict[str, list[str]] = {}
-        for member in all_members:
-            basenames.setdefault(posixpath.basename(member), []).append(member)
-        for lib, members in sorted(report.external_libs(held_to.name).items()):
-            if any(fnmatch.fnmatchcase(lib, pattern) for pattern in rules.allowed_external):
-                continue
-            elsewhere = basenames.get(lib)
-            why = f"bundled as {elsewhere[0]} but not on the run path" if elsewhere else "not bundled"
-            for member in members:
-                found.append(
-                    Violation(
-                        "external-lib",
-                        member,
-                        f"needs {lib}: {why}, not on the {held_to.name} allow list"
-                        + (", not allowed for this package" if rules.allowed_external else ""),
-                    )
-                )
+        found += _held_violations(
+            report, held_to, kind=kind, wheel=wheel, rules=rules, all_members=all_members
+        )
     for member, why in sorted(report.unsupported_isa.items()):
         found.append(Violation("isa", member, why))
     for member, why in sorted(report.ignored.items()):
@@ -332,6 +309,39 @@ def _violations(
     if all(tag == "any" for tag in platform_tags):
         found.append(Violation("isa", wheel, "native code in a wheel tagged for any platform"))
     return found + _hygiene(report, elfs)
+
+
+def _held_violations(
+    report: AbiReport, held_to: Any, *, kind: str, wheel: str, rules: _Rules, all_members: Sequence[str]
+) -> list[Violation]:
+    """What the policy the wheel is held to (its floor, else its tag) forbids: blacklisted
+    symbols, UCS2 or PyFPE, external libraries off its allow list."""
+    found: list[Violation] = []
+    for member, libs in report.blacklisted(held_to.name).items():
+        for lib, symbols in sorted(libs.items()):
+            names = ", ".join(sorted(symbols))
+            found.append(Violation(kind, member, f"uses {names} from {lib}, blacklisted by {held_to.name}"))
+    if report.ucs2 or report.pyfpe:
+        what = "narrow-unicode (UCS2) symbols" if report.ucs2 else "PyFPE_jbuf"
+        found.append(Violation(kind, wheel, f"uses {what}, not allowed by {held_to.name}"))
+    basenames: dict[str, list[str]] = {}
+    for member in all_members:
+        basenames.setdefault(posixpath.basename(member), []).append(member)
+    for lib, members in sorted(report.external_libs(held_to.name).items()):
+        if any(fnmatch.fnmatchcase(lib, pattern) for pattern in rules.allowed_external):
+            continue
+        elsewhere = basenames.get(lib)
+        why = f"bundled as {elsewhere[0]} but not on the run path" if elsewhere else "not bundled"
+        for member in members:
+            found.append(
+                Violation(
+                    "external-lib",
+                    member,
+                    f"needs {lib}: {why}, not on the {held_to.name} allow list"
+                    + (", not allowed for this package" if rules.allowed_external else ""),
+                )
+            )
+    return found
 
 
 def _hygiene(report: AbiReport, elfs: Mapping[str, ElfInfo]) -> list[Violation]:
