@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buildmatrix import audit as audit_module
 from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels, elf
+from buildmatrix.audit import gate as audit_module
 from buildmatrix.errors import UsageError
 from buildmatrix.model import Matrix
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildmatrix.expand import Target, TargetKind, expand
+from buildmatrix.expand import ImageTarget, Target, TargetKind, expand
 from buildmatrix.loader import parse_matrix
 from buildmatrix.model import Matrix
 from tests.conftest import Result
@@ -92,7 +92,7 @@ def test_rules_exclude_and_say_which_rule(tmp_path: Path) -> None:
     reasons = {(e.target.id, e.rule.id) for e in plan.excluded}
     assert ("wheel:kvbm:main:cp311:x86_64", "kvbm-python-3.12-only") in reasons
     assert ("image:trtllm:main:cuda13.0:linux/amd64", "trtllm-not-python-3.11") in reasons
-    assert not any(t.framework and t.framework.name == "trtllm" for t in plan)
+    assert not any(isinstance(t, ImageTarget) and t.framework.name == "trtllm" for t in plan)
 
 
 def test_github_format_matches_golden(cli: Callable[..., Result], golden: Callable[[str, str], None]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
+from buildmatrix.cli.images import parse_secret
 from buildmatrix.images import (
     BuildahEngine,
     BuildxEngine,
@@ -23,7 +24,7 @@ from buildmatrix.images import (
     plan_images,
 )
 from buildmatrix.images.dockerfile import stage_args
-from buildmatrix.images.plan import parse_secret, resolve_frameworks
+from buildmatrix.images.plan import resolve_frameworks
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from tests import container_base

@@ -29,12 +29,13 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from buildmatrix.layers import LIBNIXL_PATTERNS, ImageError, ScanRequest, open_image
+from buildmatrix.layers import ImageError, ScanRequest, open_image
 from buildmatrix.layers.stream import ForwardReader, members, open_layer_tar
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
 from buildmatrix.verify import Report, VerifyOptions, verify
 from buildmatrix.verify.generated import check_docs_page, check_image_plan
+from buildmatrix.verify.images import LIBNIXL_PATTERNS
 from buildmatrix.verify.index import IndexConfig, SimpleIndexClient, index_config
 from tests.wheelfactory import make_wheel
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from buildmatrix.errors import UsageError
-from buildmatrix.expand import Plan, Target
+from buildmatrix.expand import ImageTarget, Plan, Target, WheelTarget
 from buildmatrix.model import Matrix, Release, ReleaseStatus
 
 __all__ = [
@@ -124,9 +124,8 @@ def runner_labels(runners: Runners, kind: str, arch: str) -> str | list[str]:
 
 def wheel_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any]]:
     """One job per release, package and arch; it builds every Python the plan has for them."""
-    groups: dict[tuple[str, str, str], list[Target]] = {}
+    groups: dict[tuple[str, str, str], list[WheelTarget]] = {}
     for target in plan.wheels():
-        assert target.package is not None
         key = (target.release.name, str(target.package.name), target.arch.name)
         groups.setdefault(key, []).append(target)
     jobs = []
@@ -149,8 +148,7 @@ def wheel_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any
     return jobs
 
 
-def _cuda_tag(target: Target) -> str:
-    assert target.cuda is not None
+def _cuda_tag(target: ImageTarget) -> str:
     return f"{target.release.name}-cuda{target.cuda.major}"
 
 
@@ -158,9 +156,6 @@ def image_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any
     """One job per release, framework and arch (a single-platform build on a native runner)."""
     jobs = []
     for target in plan.images():
-        assert target.framework is not None
-        assert target.image is not None
-        assert target.cuda is not None
         docker_arch = target.arch.docker_arch
         jobs.append(
             {
@@ -177,7 +172,7 @@ def image_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any
                 "tag": _cuda_tag(target),
                 # `buildmatrix images --split` tags a one-platform build `<tag>-<arch>`.
                 "arch_tag": f"{_cuda_tag(target)}-{docker_arch}",
-                "pins": " ".join(f"{name}=={version}" for name, version in (target.pins or {}).items()),
+                "pins": " ".join(f"{name}=={version}" for name, version in target.pins.items()),
                 "digest_artifact": f"digest-{target.release.name}-{target.framework.name}-{docker_arch}",
                 # The release's own wheels (from the wheels jobs) go into the image.
                 "wheels_pattern": f"wheels-{target.release.name}-*",
@@ -188,14 +183,12 @@ def image_jobs(plan: Plan, runners: Runners | None = None) -> list[dict[str, Any
 
 def manifest_jobs(plan: Plan) -> list[dict[str, Any]]:
     """One job per release and framework: the per-arch images joined into one manifest list."""
-    groups: dict[tuple[str, str], list[Target]] = {}
+    groups: dict[tuple[str, str], list[ImageTarget]] = {}
     for target in plan.images():
-        assert target.framework is not None
         groups.setdefault((target.release.name, target.framework.name), []).append(target)
     jobs = []
     for (release, framework), targets in groups.items():
         first = targets[0]
-        assert first.image is not None
         jobs.append(
             {
                 "id": f"manifest:{framework}:{release}",

@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.expand import Target, TargetKind, expand
+from buildmatrix.expand import TargetKind, WheelTarget, expand
 from buildmatrix.model import (
     BuildSupport,
     Matrix,
@@ -420,7 +420,7 @@ def _permitted(matrix: Matrix, *, kind: TargetKind, **attributes: str) -> bool:
     return all(rule.permits(given) for rule in matrix.rules)
 
 
-def _wheel_tag(target: Target) -> str:
+def _wheel_tag(target: WheelTarget) -> str:
     """The full compatibility tag: ``py3-none-any``, ``cp310-abi3-...``, ``cp312-cp312-...``."""
     python_tag = target.python_tag
     if target.platform_tag == "any":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -26,7 +26,7 @@ from buildmatrix.model import (
     WheelPackage,
 )
 
-__all__ = ["Exclusion", "Plan", "Target", "TargetKind", "expand", "image_pins"]
+__all__ = ["Exclusion", "ImageTarget", "Plan", "Target", "TargetKind", "WheelTarget", "expand", "image_pins"]
 
 
 class TargetKind(enum.StrEnum):
@@ -35,42 +35,35 @@ class TargetKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    kind: TargetKind
+class WheelTarget:
+    """One wheel: a package of a release, for one arch and Python."""
+
+    kind: ClassVar[TargetKind] = TargetKind.WHEEL
     release: Release
     arch: Arch
-    python: str  # "3.12": the interpreter the target is built for (abi3: the floor)
-    package: WheelPackage | None = None  # wheel targets
-    image: ImageSpec | None = None  # image targets
-    framework: Framework | None = None  # image targets
-    cuda: Version | None = None  # image targets
-    pins: Mapping[NormalizedName, Version] | None = None  # image targets
+    python: str  # "3.12": the interpreter the wheel is built for (abi3 and pure: the floor)
+    package: WheelPackage
 
     @property
     def id(self) -> str:
-        """Stable, unique and readable: ``image:vllm:v0.7.1:cuda12.8:linux/amd64``."""
-        if self.kind is TargetKind.IMAGE:
-            assert self.framework is not None
-            return f"image:{self.framework.name}:{self.release.name}:cuda{self.cuda}:{self.arch.platform}"
-        assert self.package is not None
+        """Stable, unique and readable: ``wheel:kvbm:v0.7.1:cp312:x86_64``."""
         return f"wheel:{self.package.name}:{self.release.name}:{self.python_tag}:{self.arch.name}"
 
     @property
     def python_tag(self) -> str:
         """The wheel's interpreter tag: ``cp312``, ``cp310-abi3`` or ``py3``."""
-        if self.package is not None and self.package.kind is WheelKind.PURE:
+        if self.package.kind is WheelKind.PURE:
             return "py3"
         tag = "cp" + self.python.replace(".", "")
-        if self.package is not None and self.package.abi3:
+        if self.package.abi3:
             tag += "-abi3"
         return tag
 
     @property
     def platform_tag(self) -> str:
         """``manylinux_2_28_x86_64`` for native wheels, ``any`` for pure ones."""
-        if self.package is not None and self.package.kind is WheelKind.PURE:
+        if self.package.kind is WheelKind.PURE:
             return "any"
-        assert self.package is not None
         return f"{self.package.policy}_{self.arch.name}"
 
     @property
@@ -80,51 +73,75 @@ class Target:
 
     @property
     def attributes(self) -> dict[str, str]:
-        """What rules see: kind, release, arch, python, and package or framework and os."""
-        attributes = {
-            "kind": str(self.kind),
-            "release": self.release.name,
-            "arch": self.arch.name,
-            "python": self.python,
-        }
-        if self.package is not None:
-            attributes["package"] = str(self.package.name)
-        if self.framework is not None:
-            attributes["framework"] = self.framework.name
-        if self.image is not None:
-            attributes["os"] = self.image.os
-        return attributes
+        """What rules see: kind, release, arch, python and package."""
+        return _common_attributes(self) | {"package": str(self.package.name)}
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "kind": str(self.kind),
-            "release": self.release.name,
-            "version": str(self.release.version),
-            "arch": self.arch.name,
-            "platform": self.arch.platform,
-            "python": self.python,
+        return _common_json(self) | {
+            "package": str(self.package.name),
+            "policy": self.package.policy,
+            "pure": self.package.kind is WheelKind.PURE,
+            "abi3": self.package.abi3,
+            "python_tag": self.python_tag,
+            "platform_tag": self.platform_tag,
         }
-        if self.package is not None:
-            data |= {
-                "package": str(self.package.name),
-                "policy": self.package.policy,
-                "pure": self.package.kind is WheelKind.PURE,
-                "abi3": self.package.abi3,
-                "python_tag": self.python_tag,
-                "platform_tag": self.platform_tag,
-            }
-        if self.framework is not None:
-            assert self.image is not None
-            assert self.pins is not None
-            data |= {
-                "framework": self.framework.name,
-                "image": self.image.name,
-                "os": self.image.os,
-                "cuda": str(self.cuda),
-                "pins": {str(name): str(version) for name, version in self.pins.items()},
-            }
-        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageTarget:
+    """One image: a framework's image of a release, for one arch."""
+
+    kind: ClassVar[TargetKind] = TargetKind.IMAGE
+    release: Release
+    arch: Arch
+    python: str  # "3.12": the image's interpreter
+    image: ImageSpec
+    framework: Framework
+    cuda: Version
+    pins: Mapping[NormalizedName, Version]
+
+    @property
+    def id(self) -> str:
+        """Stable, unique and readable: ``image:vllm:v0.7.1:cuda12.8:linux/amd64``."""
+        return f"image:{self.framework.name}:{self.release.name}:cuda{self.cuda}:{self.arch.platform}"
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """What rules see: kind, release, arch, python, framework and os."""
+        return _common_attributes(self) | {"framework": self.framework.name, "os": self.image.os}
+
+    def to_json(self) -> dict[str, Any]:
+        return _common_json(self) | {
+            "framework": self.framework.name,
+            "image": self.image.name,
+            "os": self.image.os,
+            "cuda": str(self.cuda),
+            "pins": {str(name): str(version) for name, version in self.pins.items()},
+        }
+
+
+Target = WheelTarget | ImageTarget
+
+
+def _common_attributes(target: Target) -> dict[str, str]:
+    return {
+        "kind": str(target.kind),
+        "release": target.release.name,
+        "arch": target.arch.name,
+        "python": target.python,
+    }
+
+
+def _common_json(target: Target) -> dict[str, Any]:
+    return {
+        "id": target.id,
+        "kind": str(target.kind),
+        "release": target.release.name,
+        "version": str(target.release.version),
+        "arch": target.arch.name,
+        "platform": target.arch.platform,
+        "python": target.python,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +161,11 @@ class Plan:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def wheels(self) -> tuple[Target, ...]:
-        return tuple(t for t in self.targets if t.kind is TargetKind.WHEEL)
+    def wheels(self) -> tuple[WheelTarget, ...]:
+        return tuple(t for t in self.targets if isinstance(t, WheelTarget))
 
-    def images(self) -> tuple[Target, ...]:
-        return tuple(t for t in self.targets if t.kind is TargetKind.IMAGE)
+    def images(self) -> tuple[ImageTarget, ...]:
+        return tuple(t for t in self.targets if isinstance(t, ImageTarget))
 
 
 def image_pins(framework: Framework, release: Release) -> dict[NormalizedName, Version]:
@@ -203,15 +220,14 @@ def _first_broken_rule(rules: tuple[Rule, ...], attributes: Mapping[str, str]) -
     return None
 
 
-def _wheel_candidates(matrix: Matrix, release: Release) -> Iterator[Target]:
+def _wheel_candidates(matrix: Matrix, release: Release) -> Iterator[WheelTarget]:
     for package in matrix.wheels:
         # An abi3 or pure wheel built for the lowest Python serves all the others.
         one_build = package.abi3 or package.kind is WheelKind.PURE
         pythons = package.python[:1] if one_build else package.python
         for arch_name in package.arch:
             for version in pythons:
-                yield Target(
-                    kind=TargetKind.WHEEL,
+                yield WheelTarget(
                     release=release,
                     arch=matrix.arch(arch_name),
                     python=version,
@@ -219,15 +235,14 @@ def _wheel_candidates(matrix: Matrix, release: Release) -> Iterator[Target]:
                 )
 
 
-def _image_candidates(matrix: Matrix, release: Release, framework: str | None) -> Iterator[Target]:
+def _image_candidates(matrix: Matrix, release: Release, framework: str | None) -> Iterator[ImageTarget]:
     for image in matrix.images:
         if framework is not None and image.framework != framework:
             continue
         fw = matrix.framework(image.framework)
         pins = image_pins(fw, release)
         for arch_name in image.arch:
-            yield Target(
-                kind=TargetKind.IMAGE,
+            yield ImageTarget(
                 release=release,
                 arch=matrix.arch(arch_name),
                 python=image.python,

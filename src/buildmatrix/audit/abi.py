@@ -508,6 +508,33 @@ def _no_policy_machine(
         ignored[member] = f"{error}: not code for this wheel's {wheel_arch}"
 
 
+def _merged_refs(
+    policies: Any, roots: tuple[str, ...], refs: dict[str, dict[str, _ExternalRef]]
+) -> dict[str, _ExternalRef]:
+    """Per policy, the external libraries and blacklisted symbols of every root member."""
+    merged: dict[str, _ExternalRef] = {p.name: _ExternalRef() for p in policies}
+    for member in roots:
+        for name, reference in refs[member].items():
+            merged[name].libs.update(reference.libs)
+            for lib, symbols in reference.blacklist.items():
+                merged[name].blacklist.setdefault(lib, set()).update(symbols)
+    return merged
+
+
+def _unsupported_isa(policies: Any, roots: tuple[str, ...], elfs: Mapping[str, ElfInfo]) -> dict[str, str]:
+    """Root members whose code needs more than the wheel's architecture: member -> why."""
+    unsupported: dict[str, str] = {}
+    for member in roots:
+        _base, extended, error = platform_arch(elfs[member])
+        if error is not None:
+            unsupported[member] = error
+        elif extended is not None and not policies.architecture.is_superset(extended):
+            unsupported[member] = (
+                f"needs the {extended.value} instruction set, beyond {policies.architecture.value}"
+            )
+    return unsupported
+
+
 def _verdict(
     *,
     policies: Any,
@@ -523,26 +550,13 @@ def _verdict(
     libc_source: str,
     libc_unknown: tuple[str, ...],
 ) -> AbiReport:
-    merged: dict[str, _ExternalRef] = {p.name: _ExternalRef() for p in policies}
-    for member in roots:
-        for name, reference in refs[member].items():
-            merged[name].libs.update(reference.libs)
-            for lib, symbols in reference.blacklist.items():
-                merged[name].blacklist.setdefault(lib, set()).update(symbols)
+    merged = _merged_refs(policies, roots, refs)
     # With no library resolved outside the wheel there are no external symbol
     # versions to merge, so the symbol policy is the symbols' own policy.
     sym_policy = policies.versioned_symbols_policy(versioned)
     ref_policy = max((p for p in policies if not merged[p.name].libs), default=policies.linux)
     blacklist_policy = max((p for p in policies if not merged[p.name].blacklist), default=policies.linux)
-    unsupported: dict[str, str] = {}
-    for member in roots:
-        _base, extended, error = platform_arch(elfs[member])
-        if error is not None:
-            unsupported[member] = error
-        elif extended is not None and not policies.architecture.is_superset(extended):
-            unsupported[member] = (
-                f"needs the {extended.value} instruction set, beyond {policies.architecture.value}"
-            )
+    unsupported = _unsupported_isa(policies, roots, elfs)
     machine_policy = policies.linux if unsupported else policies.highest
     ucs_policy = policies.linux if ucs2 else policies.highest
     pyfpe_policy = policies.linux if pyfpe else policies.highest

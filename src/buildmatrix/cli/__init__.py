@@ -13,11 +13,11 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import ModuleType
 
 from buildmatrix import __version__
-from buildmatrix._paths import check_environment, expand_user, find_upward, is_usage_errno
+from buildmatrix._paths import check_environment, is_usage_errno
+from buildmatrix.cli.options import common_parser, matrix_path
 from buildmatrix.errors import BuildMatrixError
 
 __all__ = ["main"]
@@ -33,8 +33,6 @@ COMMANDS: dict[str, str] = {
     "verify": "buildmatrix.cli.verify",
     "installs": "buildmatrix.cli.installs",
 }
-
-DEFAULT_MATRIX = "matrix.toml"
 
 
 def _command_module(name: str) -> ModuleType:
@@ -52,16 +50,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 a build or check failed, 2 bad input.",
     )
     parser.add_argument("--version", action="version", version=f"buildmatrix {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--matrix",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="the matrix file (default: $BUILDMATRIX_MATRIX, else matrix.toml in this folder "
-        "or the nearest one above it)",
-    )
-    common.add_argument("--debug", action="store_true", help="show a traceback for errors (for bug reports)")
+    common = common_parser()
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         if only is not None and name != only:
@@ -104,7 +93,7 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         check_environment(os.environ)
-        args.matrix = _matrix_path(args.matrix)
+        args.matrix = matrix_path(args.matrix)
         code: int = args.run(args)
     except BuildMatrixError as error:
         if args.debug:
@@ -122,16 +111,3 @@ def _main(argv: list[str]) -> int:
         print(f"buildmatrix: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2 if is_usage_errno(error) else 1
     return code
-
-
-def _matrix_path(given: Path | None) -> Path:
-    """--matrix, else $BUILDMATRIX_MATRIX, else matrix.toml here or in the nearest folder above."""
-    if given is not None:
-        return expand_user(given, "--matrix")
-    named = os.environ.get("BUILDMATRIX_MATRIX")
-    if named:
-        return expand_user(Path(named), "$BUILDMATRIX_MATRIX")
-    default = Path(DEFAULT_MATRIX)
-    if default.exists():
-        return default
-    return find_upward(DEFAULT_MATRIX, Path.cwd()) or default

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from buildmatrix import ui
 from buildmatrix.audit import WheelAudit, audit_wheels, check_policy_name, find_wheels, printable
+from buildmatrix.cli.options import add_format
 from buildmatrix.errors import UsageError
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="floor every wheel must fit, e.g. manylinux_2_28 (default: each package's "
         "`policy` in the matrix; wheels not in the matrix are held to their own tag)",
     )
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    add_format(parser)
     parser.add_argument(
         "--jobs",
         type=int,
@@ -92,7 +93,7 @@ def _matrix_if_any(path: Path) -> Matrix | None:
     Only the default ``./matrix.toml`` may be absent; a matrix that was named
     (``--matrix`` or ``$BUILDMATRIX_MATRIX``) must exist.
     """
-    from buildmatrix.cli import DEFAULT_MATRIX
+    from buildmatrix.cli.options import DEFAULT_MATRIX
     from buildmatrix.loader import load_matrix
 
     named = "BUILDMATRIX_MATRIX" in os.environ or path != Path(DEFAULT_MATRIX)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from buildmatrix import ci, ui
 from buildmatrix._paths import output_file
+from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.expand import expand
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.model import Release
@@ -20,12 +21,7 @@ HELP = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--release",
-        action="append",
-        metavar="R",
-        help="plan this release (repeatable); default: the release --ref builds, else every release",
-    )
+    add_release(parser, purpose="plan this release", default="the release --ref builds, else every release")
     parser.add_argument(
         "--ref",
         metavar="REF",
@@ -54,12 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=_env_path("GITHUB_OUTPUT"),
         help="append the outputs to this file (default: $GITHUB_OUTPUT when set)",
     )
-    parser.add_argument(
-        "--format",
-        choices=["table", "json"],
-        default="table",
-        help="table: a summary; json: the outputs as one JSON object on stdout",
-    )
+    add_format(parser, help="table: a summary; json: the outputs as one JSON object on stdout")
 
 
 def _output_path(path: Path | None, flag: str) -> Path | None:

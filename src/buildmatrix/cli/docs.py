@@ -9,6 +9,7 @@ from pathlib import Path
 from buildmatrix import docs, ui
 from buildmatrix._files import write_text_atomic
 from buildmatrix._paths import expand_user, output_dir, output_file
+from buildmatrix.cli.options import add_out
 from buildmatrix.errors import FailedError, UsageError
 from buildmatrix.loader import load_matrix
 
@@ -21,9 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write nothing; exit 1 with a unified diff when the page differs from a fresh render",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
+    add_out(
+        parser,
         metavar="PATH",
         help=f"the page to write or check (default: {docs.DEFAULT_OUT} beside the matrix file)",
     )

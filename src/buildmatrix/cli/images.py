@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
 
 from buildmatrix import ui
 from buildmatrix._call import call, format_command
 from buildmatrix._paths import output_dir
-from buildmatrix.errors import BuildMatrixError, UsageError
+from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release, add_tls_verify
+from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
 from buildmatrix.images import (
     ENGINES,
     BuildxEngine,
@@ -25,18 +30,15 @@ from buildmatrix.images import (
     select_engine,
 )
 from buildmatrix.images.engine import buildah_available, buildx_available, buildx_plugin_available
-from buildmatrix.images.plan import (
-    ImageBuild,
-    check_find_links,
-    check_index_url,
-    check_platforms,
-    check_repository,
-    parse_base_images,
-    parse_secret,
-    resolve_frameworks,
-)
-from buildmatrix.loader import load_matrix, select_releases
+from buildmatrix.images.plan import ImageBuild, Secret, resolve_frameworks
+from buildmatrix.loader import image_ref_problem, load_matrix, select_releases, url_problem
 from buildmatrix.model import Matrix
+
+# OCI distribution spec: a repository path component, and an optional registry
+# host (with port) in front. Tags are added by the plan, never by the user.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?")
+_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 HELP = "build the frameworks' runtime images (multi-arch) with every pin from the matrix"
 
@@ -62,12 +64,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FRAMEWORK",
         help="frameworks whose image to build (vllm, sglang, trtllm), or `all`",
     )
-    parser.add_argument(
-        "--release",
-        action="append",
-        metavar="R",
-        help="release to build (repeatable; `0.7.1` finds `v0.7.1`); default: the matrix's first",
+    add_release(parser, purpose="release to build", default="the matrix's first")
+    _selection_flags(parser)
+    _registry_flags(parser)
+    _input_flags(parser)
+    _multi_arch_flags(parser)
+    add_out(
+        parser,
+        metavar="DIR",
+        help="where docker-bake.json and the logs go (default: <matrix folder>/out/images)",
     )
+    add_dry_run(parser, help="show the plan and commands only")
+    add_format(parser)
+
+
+def _selection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--platform",
         action="append",
@@ -75,12 +86,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="only these platforms (comma-separated or repeated); default: the image's arches",
     )
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="image builder (default: auto)")
+
+
+def _registry_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tag-prefix",
         metavar="REPO",
         help="registry/namespace the images are tagged under (default: localhost/<project>)",
     )
     parser.add_argument("--push", action="store_true", help="push the images (needs --tag-prefix)")
+
+
+def _input_flags(parser: argparse.ArgumentParser) -> None:
+    """What the build reads: base image, indexes, local wheels, the build cache, secrets."""
     parser.add_argument(
         "--base-image",
         action="append",
@@ -117,6 +135,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="id=ID,src=FILE",
         help="a build secret (e.g. id=netrc,src=$HOME/.netrc for index credentials); repeatable",
     )
+
+
+def _multi_arch_flags(parser: argparse.ArgumentParser) -> None:
+    """Per-arch builds on native runners (--split), joined by --merge."""
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
         "--split",
@@ -136,32 +158,118 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --merge: the per-arch image to join for that platform, by digest (what its "
         "--split --push printed and verify checked); default: the digest its <tag>-<arch> names now",
     )
-    parser.add_argument(
-        "--tls-verify",
-        type=_boolean,
-        default=True,
-        metavar="BOOL",
+    add_tls_verify(
+        parser,
         help="with --push/--merge (buildah): require HTTPS with a verified certificate (default: "
         "true; a registry on localhost or 127.0.0.0/8 is always spoken to over plain HTTP)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="where docker-bake.json and the logs go (default: <matrix folder>/out/images)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="show the plan and commands only")
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
 
-def _boolean(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    msg = f"{value!r} is not true or false"
-    raise argparse.ArgumentTypeError(msg)
+# ---------------------------------------------------------------------------
+# Flag checks: every value is checked before it can reach a command or the plan.
+# ---------------------------------------------------------------------------
+
+
+def check_repository(value: str, flag: str) -> str:
+    """An image repository without tag or digest: ``[host[:port]/]path/to/name``."""
+    parts = value.split("/")
+    host_like = len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
+    path = parts[1:] if host_like else parts
+    problem = ""
+    if host_like and not _HOST.fullmatch(parts[0]):
+        problem = f"{parts[0]!r} is not a registry host"
+    elif not path or not all(_COMPONENT.fullmatch(part) for part in path):
+        problem = "path components are lowercase letters and digits joined by . _ or -"
+    elif "@" in value:
+        problem = "give a repository, not a digest"
+    if problem:
+        msg = f"{flag} {value!r}: {problem} (e.g. registry.example.com/team/dynamo, no tag)"
+        raise UsageError(msg)
+    return value
+
+
+def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
+    """``REF`` (every image) or ``CUDA=REF`` (images on that CUDA version), each a pinned ref."""
+    chosen: dict[str, str] = {}
+    for value in values:
+        cuda, eq, ref = value.rpartition("=")
+        if eq:
+            try:
+                key = str(Version(cuda))
+            except InvalidVersion:
+                msg = f"--base-image {value!r}: {cuda!r} is not a CUDA version (e.g. 12.8=REF)"
+                raise UsageError(msg) from None
+            check_choice("CUDA version", key, list(matrix.cuda_base_images))
+        else:
+            key = ""
+        problem = image_ref_problem(ref)
+        if problem:
+            msg = f"--base-image {value!r}: {problem}"
+            raise UsageError(msg)
+        chosen[key] = ref
+    return chosen
+
+
+def check_index_url(value: str) -> str:
+    """A plain index URL: credentials (user info, a token in the query) would persist in
+    the image's history as a build arg, so they reach a build only as a secret."""
+    from buildmatrix.redact import has_credentials, redact
+
+    if has_credentials(value):
+        msg = (
+            f"--index-url {redact(value)} carries credentials, which would end up in the image "
+            "history: pass the plain URL and the credentials as a BuildKit secret, e.g. "
+            "--secret id=netrc,src=$HOME/.netrc"
+        )
+        raise UsageError(msg)
+    problem = url_problem(value, ("http", "https"))
+    if problem:
+        msg = f"--index-url {problem}"
+        raise UsageError(msg)
+    return value
+
+
+def check_find_links(value: Path) -> Path:
+    if not value.is_dir():
+        msg = f"--find-links {value}: not a directory of wheels"
+        raise UsageError(msg)
+    return value.resolve()
+
+
+def parse_secret(value: str) -> Secret:
+    """``id=NAME,src=FILE`` (``type=file`` allowed), as buildx and buildah take it."""
+    fields: dict[str, str] = {}
+    for item in value.split(","):
+        key, eq, val = item.partition("=")
+        if not eq or key not in ("id", "src", "source", "type") or key in fields:
+            msg = f"--secret {value!r}: expected id=NAME,src=FILE"
+            raise UsageError(msg)
+        fields["src" if key == "source" else key] = val
+    if fields.get("type", "file") != "file":
+        msg = f"--secret {value!r}: only type=file secrets are supported"
+        raise UsageError(msg)
+    secret_id = fields.get("id", "")
+    if not _SECRET_ID.fullmatch(secret_id):
+        msg = f"--secret {value!r}: id must be letters, digits, '.', '_' or '-'"
+        raise UsageError(msg)
+    src = Path(fields.get("src", "")).expanduser()
+    if not fields.get("src") or not src.is_file():
+        msg = f"--secret {value!r}: src {src} is not a file"
+        raise UsageError(msg)
+    if set(str(src.resolve())) & {","}:
+        msg = f"--secret {value!r}: the path must not contain ','"
+        raise UsageError(msg)
+    return Secret(secret_id, src.resolve())
+
+
+def check_platforms(matrix: Matrix, platforms: Iterable[str]) -> tuple[str, ...]:
+    known = [arch.platform for arch in matrix.archs]
+    chosen: list[str] = []
+    for platform in platforms:
+        check_choice("platform", platform, known)
+        if platform not in chosen:
+            chosen.append(platform)
+    return tuple(chosen)
 
 
 def _created() -> datetime.datetime:
@@ -269,6 +377,18 @@ def _show_plan(
             data["bake_print"] = bake_print
         ui.emit_json(data)
         return 0
+    _print_plan_table(builds, engine_name)
+    if isinstance(engine, BuildxEngine) and not args.merge:
+        ui.stdout.print(f"bake file: {engine.bake_file}", markup=False)
+    for command in commands:
+        ui.stdout.print("$ " + format_command(command), markup=False)
+    if bake_print is not None:
+        ui.stdout.print("$ docker buildx bake --print", markup=False)
+        ui.stdout.print(bake_print, markup=False)
+    return 0
+
+
+def _print_plan_table(builds: list[ImageBuild], engine_name: str) -> None:
     rows = [
         [
             build.name,
@@ -286,14 +406,6 @@ def _show_plan(
             rows,
         )
     )
-    if isinstance(engine, BuildxEngine) and not args.merge:
-        ui.stdout.print(f"bake file: {engine.bake_file}", markup=False)
-    for command in commands:
-        ui.stdout.print("$ " + format_command(command), markup=False)
-    if bake_print is not None:
-        ui.stdout.print("$ docker buildx bake --print", markup=False)
-        ui.stdout.print(bake_print, markup=False)
-    return 0
 
 
 def _summary(args: argparse.Namespace, results: list[Result]) -> int:

@@ -6,11 +6,17 @@ import argparse
 import datetime
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
 from buildmatrix import ui
+from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.errors import UsageError
+
+if TYPE_CHECKING:
+    from buildmatrix.installs.cells import Cell, Verdict
+    from buildmatrix.model import Matrix
 
 HELP = (
     "resolve each extra of the meta package for every platform the matrix allows (uv, nothing "
@@ -40,8 +46,7 @@ def _date(raw: str) -> datetime.date:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--release", action="append", metavar="R", help="only this release (repeatable; "
-                        "default: the released ones)")  # fmt: skip
+    add_release(parser, purpose="only this release", default="the released ones")
     parser.add_argument("--extra", action="append", metavar="E", help="only this extra (repeatable)")
     parser.add_argument("--python", action="append", metavar="X.Y", help="only this Python (repeatable)")
     parser.add_argument("--arch", action="append", metavar="A", help="only this arch (repeatable)")
@@ -65,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="resolve from this index instead of the matrix's [installs] indexes "
         "(repeatable; the first is primary)",
     )
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    add_format(parser)
     parser.add_argument(
         "--write",
         action="store_true",
@@ -86,11 +91,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from buildmatrix.installs.cells import plan_cells, run_cells
-    from buildmatrix.installs.scan import default_cache
-    from buildmatrix.loader import load_matrix, select_releases, url_problem
+    from buildmatrix.loader import load_matrix
 
     matrix = load_matrix(args.matrix)
+    cells = _cells(args, matrix)
+    started = time.monotonic()
+    verdicts = _run_cells(args, cells)
+    elapsed = time.monotonic() - started
+    records = [verdict.to_json() for verdict in verdicts]
+    if args.format == "json":
+        ui.emit_json(records)
+    else:
+        _print_table(verdicts)
+    _print_summary(verdicts, elapsed)
+    _print_problems(verdicts)
+    if args.write:
+        _write(args, matrix, verdicts, records)
+    return 0 if all(verdict.ok for verdict in verdicts) else 1
+
+
+def _cells(args: argparse.Namespace, matrix: Matrix) -> list[Cell]:
+    """The cells the flags select (releases: the published ones unless named)."""
+    from buildmatrix.installs.cells import plan_cells
+    from buildmatrix.loader import select_releases, url_problem
+
     for url in args.index_url or ():
         problem = url_problem(url, ("https", "http"))
         if problem:
@@ -112,11 +136,17 @@ def run(args: argparse.Namespace) -> int:
     if not cells:
         msg = "no cells: the filters and the matrix's rules leave nothing to check"
         raise UsageError(msg)
+    return cells
+
+
+def _run_cells(args: argparse.Namespace, cells: list[Cell]) -> list[Verdict]:
+    from buildmatrix.installs.cells import run_cells
+    from buildmatrix.installs.scan import default_cache
+
     cache = None if args.no_cache else (args.cache or default_cache())
-    started = time.monotonic()
     ui.stderr.print(f"{len(cells)} cells: resolving", markup=False)
     with ui.progress("resolving", len(cells)) as resolving:
-        verdicts = run_cells(
+        return run_cells(
             cells,
             as_of=args.as_of,
             cache=cache,
@@ -131,13 +161,9 @@ def run(args: argparse.Namespace) -> int:
                 soft_wrap=True,
             ),
         )
-    elapsed = time.monotonic() - started
-    records = [verdict.to_json() for verdict in verdicts]
-    if args.format == "json":
-        ui.emit_json(records)
-    else:
-        _print_table(verdicts)
-    _print_summary(verdicts, elapsed)
+
+
+def _print_problems(verdicts: list[Verdict]) -> None:
     for verdict in verdicts:
         key = verdict.cell.key
         label = f"{verdict.cell.requirement} {key.arch} py{key.python} glibc {key.target_glibc}"
@@ -150,24 +176,25 @@ def run(args: argparse.Namespace) -> int:
                 markup=False,
                 soft_wrap=True,
             )
-    if args.write:
-        from buildmatrix.installs.results import write_results
 
-        if matrix.installs is None:
-            msg = f"{matrix.path}: --write needs [installs] results = PATH"
-            raise UsageError(msg)
-        indexes = sorted({url for verdict in verdicts for url in verdict.cell.indexes})
-        from buildmatrix.installs.http import redact
 
-        total = write_results(
-            matrix.installs.results,
-            records,
-            indexes=[redact(url) for url in indexes],
-            as_of=args.as_of,
-            today=datetime.datetime.now(datetime.UTC).date(),
-        )
-        ui.stderr.print(f"wrote {matrix.installs.results} ({total} cells)", markup=False)
-    return 0 if all(verdict.ok for verdict in verdicts) else 1
+def _write(args: argparse.Namespace, matrix: Matrix, verdicts: list[Verdict], records: list[Any]) -> None:
+    """--write: the cells merged into the committed results file."""
+    from buildmatrix.installs.http import redact
+    from buildmatrix.installs.results import write_results
+
+    if matrix.installs is None:
+        msg = f"{matrix.path}: --write needs [installs] results = PATH"
+        raise UsageError(msg)
+    indexes = sorted({url for verdict in verdicts for url in verdict.cell.indexes})
+    total = write_results(
+        matrix.installs.results,
+        records,
+        indexes=[redact(url) for url in indexes],
+        as_of=args.as_of,
+        today=datetime.datetime.now(datetime.UTC).date(),
+    )
+    ui.stderr.print(f"wrote {matrix.installs.results} ({total} cells)", markup=False)
 
 
 def _print_table(verdicts: list) -> None:  # type: ignore[type-arg]

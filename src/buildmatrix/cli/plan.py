@@ -5,27 +5,21 @@ from __future__ import annotations
 import argparse
 
 from buildmatrix import ci, ui
+from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.errors import check_choice
-from buildmatrix.expand import Plan, TargetKind, expand
+from buildmatrix.expand import Plan, TargetKind, WheelTarget, expand
 from buildmatrix.loader import load_matrix, select_releases
 
 HELP = "expand the matrix into build targets (wheels and images) and print them"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--release",
-        action="append",
-        metavar="R",
-        help="only this release (repeatable; `0.7.1` finds `v0.7.1`); default: every release",
-    )
+    add_release(parser, purpose="only this release", default="every release")
     parser.add_argument("--kind", choices=[k.value for k in TargetKind], help="only wheels or images")
     parser.add_argument("--framework", metavar="F", help="only images of this framework")
     parser.add_argument("--arch", metavar="A", help="only this CPU arch (x86_64, aarch64)")
     parser.add_argument("--python", metavar="X.Y", help="only targets for this Python")
-    parser.add_argument(
-        "--format", choices=["table", "json", "github"], default="table", help="output format"
-    )
+    add_format(parser, extra=["github"])
     parser.add_argument(
         "--shard",
         type=int,
@@ -61,21 +55,14 @@ def run(args: argparse.Namespace) -> int:
 def _print_table(plan: Plan) -> None:
     rows = []
     for target in plan:
-        detail = (
-            f"{target.python_tag}-{target.platform_tag}"
-            if target.package is not None
-            else " ".join(f"{name}=={version}" for name, version in (target.pins or {}).items())
-        )
+        if isinstance(target, WheelTarget):
+            name, cuda = str(target.package.name), ""
+            detail = f"{target.python_tag}-{target.platform_tag}"
+        else:
+            name, cuda = target.framework.name, str(target.cuda)
+            detail = " ".join(f"{pin}=={version}" for pin, version in target.pins.items())
         rows.append(
-            [
-                target.release.name,
-                str(target.kind),
-                str(target.package.name if target.package else target.framework and target.framework.name),
-                target.arch.name,
-                target.python,
-                "" if target.cuda is None else str(target.cuda),
-                detail,
-            ]
+            [target.release.name, str(target.kind), name, target.arch.name, target.python, cuda, detail]
         )
     ui.stdout.print(
         ui.table(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from buildmatrix import ui
+from buildmatrix.cli.options import add_format, add_release, add_tls_verify
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.verify import Check, Report, VerifyOptions, verify
 
@@ -35,13 +36,23 @@ wheel or image, an unknown release); the other checks are still reported."""
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--release",
-        action="append",
-        metavar="R",
-        help="check against this release (repeatable; `0.7.1` finds `v0.7.1`); default: the "
-        "release each artifact names (wheel version, image label), every release for the index",
+    add_release(
+        parser,
+        purpose="check against this release",
+        default="the release each artifact names (wheel version, image label), every release for the index",
     )
+    _artifact_flags(parser)
+    _index_flags(parser)
+    add_format(parser)
+    parser.add_argument(
+        "--show-all",
+        action="store_true",
+        help="with --format table: list every check, not only those of subjects that fail",
+    )
+
+
+def _artifact_flags(parser: argparse.ArgumentParser) -> None:
+    """What is checked: wheels, images (and how they are read), pyproject files."""
     parser.add_argument(
         "--wheel",
         action="append",
@@ -61,11 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "docker://HOST/REPO[:TAG][@DIGEST] (a registry), a path to one of those, or a name in "
         "local buildah storage; never run, every blob checked against its digest (repeatable)",
     )
-    parser.add_argument(
-        "--tls-verify",
-        type=_boolean,
-        default=True,
-        metavar="BOOL",
+    add_tls_verify(
+        parser,
         help="with docker:// images: require HTTPS with a verified certificate (default: true; "
         "a registry on localhost or 127.0.0.0/8 is always spoken to over plain HTTP); "
         "--tls-verify=false also accepts plain HTTP, as skopeo does",
@@ -90,6 +98,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="another pyproject.toml whose extras carry pins (repeatable); the meta packages "
         "the matrix names are always checked",
     )
+
+
+def _index_flags(parser: argparse.ArgumentParser) -> None:
+    """--check-index: every pin published on the package index, not yanked."""
     parser.add_argument(
         "--check-index",
         action="store_true",
@@ -107,22 +119,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="with --check-index: another index to consult, as pip does (repeatable)",
     )
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="output format")
-    parser.add_argument(
-        "--show-all",
-        action="store_true",
-        help="with --format table: list every check, not only those of subjects that fail",
-    )
-
-
-def _boolean(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    msg = f"{value!r} is not true or false"
-    raise argparse.ArgumentTypeError(msg)
 
 
 def run(args: argparse.Namespace) -> int:

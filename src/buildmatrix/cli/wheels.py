@@ -8,6 +8,7 @@ from pathlib import Path
 from buildmatrix import ui
 from buildmatrix._call import format_command
 from buildmatrix._paths import output_dir
+from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release
 from buildmatrix.errors import UsageError
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.wheels import BACKENDS, Report, Status, WheelsRequest, run_wheels
@@ -29,12 +30,7 @@ EPILOG = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument(
-        "--release",
-        action="append",
-        metavar="R",
-        help="the release to build (repeatable; `0.7.1` finds `v0.7.1`; default: the matrix's first, main)",
-    )
+    add_release(parser, purpose="the release to build", default="the matrix's first, main")
     parser.add_argument(
         "--package", action="append", metavar="P", help="only this wheel package (repeatable)"
     )
@@ -51,18 +47,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="cibuildwheel (in manylinux containers), local (host compiler, no container); "
         "auto: cibuildwheel when docker or podman answers, else local (default: auto)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
+    add_out(
+        parser,
         metavar="DIR",
         help="output folder: wheels, manifest.json, logs/, rejected/ (default: wheelhouse/ "
         "beside the matrix file, where `buildmatrix images` looks for them)",
     )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the commands, environment and build selectors without running anything",
-    )
+    add_dry_run(parser, help="print the commands, environment and build selectors without running anything")
     parser.add_argument("--force", action="store_true", help="rebuild targets whose inputs are unchanged")
     parser.add_argument(
         "--require-all",
@@ -70,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="exit 1 unless every selected target is built (or unchanged since it was built): a "
         "target this host cannot build fails the run (what CI runs)",
     )
-    parser.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
+    add_format(parser, help="summary format")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from buildmatrix import ui
-from buildmatrix._call import call, format_command, which
+from buildmatrix._call import call, which
 from buildmatrix.errors import BuildMatrixError, CommandFailedError, ToolMissingError, UsageError
 from buildmatrix.images.bake import BuildxEngine
 from buildmatrix.images.buildah import BuildahEngine
@@ -185,7 +185,3 @@ def run_merges(engine: Engine, steps: Sequence[MergeStep], *, log_dir: Path) -> 
             )
             tracker.advance(f"{step.tag}: {status}")
     return results
-
-
-def show_commands(commands: list[list[str]]) -> list[str]:
-    return [format_command(command) for command in commands]

@@ -2,26 +2,25 @@
 
 One ``ImageBuild`` per framework image and release (or per platform when the
 plan is split for native runners). Every value in it comes from the matrix or
-from a command-line flag validated here, so an engine only turns the plan into
-its own command line or bake file; it never decides anything.
+from a command-line flag validated by the images command (``buildmatrix.cli.images``),
+so an engine only turns the plan into its own command line or bake file; it never
+decides anything.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.expand import image_pins
 from buildmatrix.images.dockerfile import stage_args
-from buildmatrix.loader import image_ref_problem, url_problem
 from buildmatrix.model import Framework, ImageSpec, Matrix, Release
 
 __all__ = [
@@ -30,21 +29,12 @@ __all__ = [
     "ImageOptions",
     "MergeStep",
     "Secret",
-    "check_index_url",
-    "check_repository",
     "merge_name",
     "merge_steps",
-    "parse_base_images",
-    "parse_secret",
     "plan_images",
     "resolve_frameworks",
 ]
 
-# OCI distribution spec: a repository path component, and an optional registry
-# host (with port) in front. Tags are added by the plan, never by the user.
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?")
-_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
 # What every image carries for `buildmatrix verify`: these labels and the pins file.
 PINS_FILE = "/opt/buildmatrix/pins.json"
 LABEL_RELEASE = "org.buildmatrix.release"
@@ -162,113 +152,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-# ---------------------------------------------------------------------------
-# Flag validation: every value is checked before it can reach a command.
-# ---------------------------------------------------------------------------
-
-
-def check_repository(value: str, flag: str) -> str:
-    """An image repository without tag or digest: ``[host[:port]/]path/to/name``."""
-    parts = value.split("/")
-    host_like = len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
-    path = parts[1:] if host_like else parts
-    problem = ""
-    if host_like and not _HOST.fullmatch(parts[0]):
-        problem = f"{parts[0]!r} is not a registry host"
-    elif not path or not all(_COMPONENT.fullmatch(part) for part in path):
-        problem = "path components are lowercase letters and digits joined by . _ or -"
-    elif "@" in value:
-        problem = "give a repository, not a digest"
-    if problem:
-        msg = f"{flag} {value!r}: {problem} (e.g. registry.example.com/team/dynamo, no tag)"
-        raise UsageError(msg)
-    return value
-
-
-def parse_base_images(values: Iterable[str], matrix: Matrix) -> dict[str, str]:
-    """``REF`` (every image) or ``CUDA=REF`` (images on that CUDA version), each a pinned ref."""
-    chosen: dict[str, str] = {}
-    for value in values:
-        cuda, eq, ref = value.rpartition("=")
-        if eq:
-            try:
-                key = str(Version(cuda))
-            except InvalidVersion:
-                msg = f"--base-image {value!r}: {cuda!r} is not a CUDA version (e.g. 12.8=REF)"
-                raise UsageError(msg) from None
-            check_choice("CUDA version", key, list(matrix.cuda_base_images))
-        else:
-            key = ""
-        problem = image_ref_problem(ref)
-        if problem:
-            msg = f"--base-image {value!r}: {problem}"
-            raise UsageError(msg)
-        chosen[key] = ref
-    return chosen
-
-
-def check_index_url(value: str) -> str:
-    """A plain index URL: credentials (user info, a token in the query) would persist in
-    the image's history as a build arg, so they reach a build only as a secret."""
-    from buildmatrix.redact import has_credentials, redact
-
-    if has_credentials(value):
-        msg = (
-            f"--index-url {redact(value)} carries credentials, which would end up in the image "
-            "history: pass the plain URL and the credentials as a BuildKit secret, e.g. "
-            "--secret id=netrc,src=$HOME/.netrc"
-        )
-        raise UsageError(msg)
-    problem = url_problem(value, ("http", "https"))
-    if problem:
-        msg = f"--index-url {problem}"
-        raise UsageError(msg)
-    return value
-
-
-def check_find_links(value: Path) -> Path:
-    if not value.is_dir():
-        msg = f"--find-links {value}: not a directory of wheels"
-        raise UsageError(msg)
-    return value.resolve()
-
-
-def parse_secret(value: str) -> Secret:
-    """``id=NAME,src=FILE`` (``type=file`` allowed), as buildx and buildah take it."""
-    fields: dict[str, str] = {}
-    for item in value.split(","):
-        key, eq, val = item.partition("=")
-        if not eq or key not in ("id", "src", "source", "type") or key in fields:
-            msg = f"--secret {value!r}: expected id=NAME,src=FILE"
-            raise UsageError(msg)
-        fields["src" if key == "source" else key] = val
-    if fields.get("type", "file") != "file":
-        msg = f"--secret {value!r}: only type=file secrets are supported"
-        raise UsageError(msg)
-    secret_id = fields.get("id", "")
-    if not _SECRET_ID.fullmatch(secret_id):
-        msg = f"--secret {value!r}: id must be letters, digits, '.', '_' or '-'"
-        raise UsageError(msg)
-    src = Path(fields.get("src", "")).expanduser()
-    if not fields.get("src") or not src.is_file():
-        msg = f"--secret {value!r}: src {src} is not a file"
-        raise UsageError(msg)
-    if set(str(src.resolve())) & {","}:
-        msg = f"--secret {value!r}: the path must not contain ','"
-        raise UsageError(msg)
-    return Secret(secret_id, src.resolve())
-
-
-def check_platforms(matrix: Matrix, platforms: Iterable[str]) -> tuple[str, ...]:
-    known = [arch.platform for arch in matrix.archs]
-    chosen: list[str] = []
-    for platform in platforms:
-        check_choice("platform", platform, known)
-        if platform not in chosen:
-            chosen.append(platform)
-    return tuple(chosen)
-
-
 def resolve_frameworks(matrix: Matrix, names: Sequence[str]) -> tuple[Framework, ...]:
     """``all`` or framework names (each with an image in the matrix), in matrix order."""
     with_images = [image.framework for image in matrix.images]
@@ -324,19 +207,7 @@ def _plan_one(
     spec: ImageSpec,
     options: ImageOptions,
 ) -> ImageBuild:
-    image_platforms = [matrix.arch(name).platform for name in spec.arch]
-    if options.platforms:
-        for platform in options.platforms:
-            if platform not in image_platforms:
-                msg = (
-                    f"image {spec.name} is not built for {platform} "
-                    f"(matrix.toml [image.{spec.framework}] arch: {', '.join(spec.arch)})"
-                )
-                raise UsageError(msg)
-        platforms = tuple(p for p in image_platforms if p in options.platforms)
-    else:
-        platforms = tuple(image_platforms)
-
+    platforms = _platforms(matrix, spec, options)
     cuda: Version = release.cuda[framework.name]
     base_image = (
         options.base_images.get(str(cuda))
@@ -351,6 +222,57 @@ def _plan_one(
         "RELEASE": release.name,
         "RELEASE_VERSION": str(release.version),
     }
+    _add_pin_args(matrix, release, framework, pins, args)
+    contexts = _add_source_args(matrix, release, options, args)
+    _check_against_dockerfile(matrix, release, spec, args)
+    cuda_major = str(cuda.major)
+    prefix = options.tag_prefix or f"localhost/{matrix.project.lower()}"
+    tag = f"{prefix}/{spec.name}:{release.name}-cuda{cuda_major}"
+    cache_from, cache_to = _cache_refs(options, framework.name, cuda_major, platforms)
+    return ImageBuild(
+        name=f"{framework.name}-{_slug(release.name)}-cuda{cuda_major}",
+        framework=framework.name,
+        release=release.name,
+        image=spec.name,
+        dockerfile=spec.dockerfile,
+        context=spec.dockerfile.parent,
+        target=spec.target,
+        platforms=platforms,
+        args=args,
+        labels=_labels(matrix, release, framework, spec, options=options, base_image=base_image, pins=pins),
+        tags=(tag,),
+        contexts=contexts,
+        pins={str(name): str(version) for name, version in pins.items()},
+        cuda=str(cuda),
+        cache_from=cache_from,
+        cache_to=cache_to,
+        secrets=options.secrets,
+    )
+
+
+def _platforms(matrix: Matrix, spec: ImageSpec, options: ImageOptions) -> tuple[str, ...]:
+    """The image's platforms, or those of them ``--platform`` chose (another is an error)."""
+    image_platforms = [matrix.arch(name).platform for name in spec.arch]
+    if not options.platforms:
+        return tuple(image_platforms)
+    for platform in options.platforms:
+        if platform not in image_platforms:
+            msg = (
+                f"image {spec.name} is not built for {platform} "
+                f"(matrix.toml [image.{spec.framework}] arch: {', '.join(spec.arch)})"
+            )
+            raise UsageError(msg)
+    return tuple(p for p in image_platforms if p in options.platforms)
+
+
+def _add_pin_args(
+    matrix: Matrix,
+    release: Release,
+    framework: Framework,
+    pins: Mapping[NormalizedName, Version],
+    args: dict[str, str],
+) -> None:
+    """PIN_<NAME> and EXTRAS_<NAME> for every pin, each allowed by the framework's requirement."""
     requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
     for name, version in pins.items():
         requirement = requirements.get(name)
@@ -365,6 +287,11 @@ def _plan_one(
         extras = sorted(requirement.extras) if requirement is not None else []
         args[f"EXTRAS_{key}"] = ",".join(extras)
 
+
+def _add_source_args(
+    matrix: Matrix, release: Release, options: ImageOptions, args: dict[str, str]
+) -> dict[str, Path]:
+    """Where the build installs from (toolkit wheels, find-links, index): args and build contexts."""
     wheelhouse = options.wheelhouse or matrix.wheelhouse
     toolkit = _toolkit_requirements(matrix, release, wheelhouse)
     contexts: dict[str, Path] = {}
@@ -377,10 +304,19 @@ def _plan_one(
         args["NO_INDEX"] = "1"
     elif options.index_url:
         args["INDEX_URL"] = options.index_url
+    return contexts
 
-    _check_against_dockerfile(matrix, release, spec, args)
 
-    cuda_major = str(cuda.major)
+def _labels(
+    matrix: Matrix,
+    release: Release,
+    framework: Framework,
+    spec: ImageSpec,
+    *,
+    options: ImageOptions,
+    base_image: str,
+    pins: Mapping[NormalizedName, Version],
+) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": spec.name,
         "org.opencontainers.image.version": str(release.version),
@@ -390,32 +326,10 @@ def _plan_one(
         "org.opencontainers.image.base.name": base_image,
         LABEL_RELEASE: release.name,
         LABEL_FRAMEWORK: framework.name,
-        LABEL_CUDA: str(cuda),
+        LABEL_CUDA: str(release.cuda[framework.name]),
         LABEL_PYTHON: spec.python,
     }
-    labels |= {f"{LABEL_PIN_PREFIX}{name}": str(version) for name, version in pins.items()}
-    prefix = options.tag_prefix or f"localhost/{matrix.project.lower()}"
-    tag = f"{prefix}/{spec.name}:{release.name}-cuda{cuda_major}"
-    cache_from, cache_to = _cache_refs(options, framework.name, cuda_major, platforms)
-    return ImageBuild(
-        name=f"{framework.name}-{_slug(release.name)}-cuda{cuda_major}",
-        framework=framework.name,
-        release=release.name,
-        image=spec.name,
-        dockerfile=spec.dockerfile,
-        context=spec.dockerfile.parent,
-        target=spec.target,
-        platforms=platforms,
-        args=args,
-        labels=labels,
-        tags=(tag,),
-        contexts=contexts,
-        pins={str(name): str(version) for name, version in pins.items()},
-        cuda=str(cuda),
-        cache_from=cache_from,
-        cache_to=cache_to,
-        secrets=options.secrets,
-    )
+    return labels | {f"{LABEL_PIN_PREFIX}{name}": str(version) for name, version in pins.items()}
 
 
 def _cache_refs(

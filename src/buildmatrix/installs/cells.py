@@ -24,7 +24,7 @@ from buildmatrix.errors import UsageError, check_choice
 from buildmatrix.installs.http import HttpError
 from buildmatrix.installs.resolve import UV_GLIBC_LEVELS, Resolution, resolve, uv_binary
 from buildmatrix.installs.scan import WheelScan, scan_wheels, tag_glibc
-from buildmatrix.model import Matrix, Release
+from buildmatrix.model import Matrix, Release, WheelPackage
 
 __all__ = ["Cell", "CellKey", "Verdict", "claimed_floor", "plan_cells", "run_cells"]
 
@@ -143,18 +143,9 @@ def plan_cells(
     index_url: Sequence[str] = (),
 ) -> list[Cell]:
     meta = matrix.wheel(meta_package(matrix))
-    known_extras = [f.extra for f in matrix.frameworks]
-    for extra in extras:
-        check_choice("extra", extra, known_extras)
-    for python in pythons:
-        check_choice("python", python, list(meta.python))
-    for arch in archs:
-        check_choice("arch", arch, [a.name for a in matrix.archs])
-    for glibc in glibcs:
-        check_choice("glibc level (uv's --python-platform)", str(glibc), list(UV_GLIBC_LEVELS))
-    if matrix.installs is None and not index_url:
-        msg = f"{matrix.path}: no [installs] table: say which index to resolve from (or pass --index-url)"
-        raise UsageError(msg)
+    _check_filters(
+        matrix, meta, extras=extras, pythons=pythons, archs=archs, glibcs=glibcs, index_url=index_url
+    )
     claimed = claimed_floor(matrix)
     cells = []
     for release in releases:
@@ -178,25 +169,73 @@ def plan_cells(
                     targets = (
                         set(glibcs) if glibcs else {claimed, *(glibc for _, glibc in os_glibcs(matrix, arch))}
                     )
-                    indexes = tuple(index_url) or (
-                        matrix.installs.indexes_for(framework.extra, arch) if matrix.installs else ()
-                    )
-                    if not indexes:
-                        msg = (
-                            f"{matrix.path}: installs.index: no index serves extra "
-                            f"{framework.extra!r} on {arch}"
+                    cells.extend(
+                        _cells_of(
+                            matrix,
+                            meta,
+                            release,
+                            extra=framework.extra,
+                            python=python,
+                            arch=arch,
+                            targets=sorted(targets),
+                            index_url=index_url,
                         )
-                        raise UsageError(msg)
-                    requirement = f"{meta.name}[{framework.extra}]=={release.version}"
-                    for target in sorted(targets):
-                        if str(target) not in UV_GLIBC_LEVELS:
-                            msg = (
-                                f"{matrix.path}: glibc {target} (a claimed floor or an OS row's) is not a "
-                                f"level uv resolves for; known: {', '.join(UV_GLIBC_LEVELS)}"
-                            )
-                            raise UsageError(msg)
-                        key = CellKey(release.name, framework.extra, python, arch, target)
-                        cells.append(Cell(key, requirement, indexes))
+                    )
+    return cells
+
+
+def _check_filters(
+    matrix: Matrix,
+    meta: WheelPackage,
+    *,
+    extras: Sequence[str],
+    pythons: Sequence[str],
+    archs: Sequence[str],
+    glibcs: Sequence[Version],
+    index_url: Sequence[str],
+) -> None:
+    """Every filter names something the matrix has, and some index is known."""
+    known_extras = [f.extra for f in matrix.frameworks]
+    for extra in extras:
+        check_choice("extra", extra, known_extras)
+    for python in pythons:
+        check_choice("python", python, list(meta.python))
+    for arch in archs:
+        check_choice("arch", arch, [a.name for a in matrix.archs])
+    for glibc in glibcs:
+        check_choice("glibc level (uv's --python-platform)", str(glibc), list(UV_GLIBC_LEVELS))
+    if matrix.installs is None and not index_url:
+        msg = f"{matrix.path}: no [installs] table: say which index to resolve from (or pass --index-url)"
+        raise UsageError(msg)
+
+
+def _cells_of(
+    matrix: Matrix,
+    meta: WheelPackage,
+    release: Release,
+    *,
+    extra: str,
+    python: str,
+    arch: str,
+    targets: Sequence[Version],
+    index_url: Sequence[str],
+) -> list[Cell]:
+    """The cells of one extra, Python and arch: one per glibc level in ``targets``."""
+    indexes = tuple(index_url) or (matrix.installs.indexes_for(extra, arch) if matrix.installs else ())
+    if not indexes:
+        msg = f"{matrix.path}: installs.index: no index serves extra {extra!r} on {arch}"
+        raise UsageError(msg)
+    requirement = f"{meta.name}[{extra}]=={release.version}"
+    cells = []
+    for target in targets:
+        if str(target) not in UV_GLIBC_LEVELS:
+            msg = (
+                f"{matrix.path}: glibc {target} (a claimed floor or an OS row's) is not a "
+                f"level uv resolves for; known: {', '.join(UV_GLIBC_LEVELS)}"
+            )
+            raise UsageError(msg)
+        key = CellKey(release.name, extra, python, arch, target)
+        cells.append(Cell(key, requirement, indexes))
     return cells
 
 

@@ -381,6 +381,16 @@ def resolve(
         else:
             result.error = f"more than {MAX_ROUNDS} packages without usable wheels"
             return result
+    if not _read_pins(output, result):
+        return result
+    _choose_wheels(result, indexes, platform_tags(python, arch, glibc), cutoff)
+    result.resolved = True
+    return result
+
+
+def _read_pins(output: str, result: Resolution) -> bool:
+    """uv's ``name==version`` lines into ``result.pins``; False (and the error set) on a line
+    that is not one."""
     for raw_line in output.splitlines():
         line = raw_line.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
@@ -391,8 +401,14 @@ def resolve(
             result.pins[canonicalize_name(pin.name)] = Version(specifier.version)
         except (InvalidRequirement, InvalidVersion, ValueError):
             result.error = f"cannot read uv's output line {line!r}"
-            return result
-    ranked = platform_tags(python, arch, glibc)
+            return False
+    return True
+
+
+def _choose_wheels(
+    result: Resolution, indexes: Sequence[str], ranked: list[tags.Tag], cutoff: str | None
+) -> None:
+    """Each pin's best wheel for the platform (pages fetched in parallel), or a no-wheel finding."""
     pins = sorted(result.pins.items())
     with ThreadPoolExecutor(max_workers=PAGE_WORKERS) as pool:
         chosen = list(pool.map(lambda pin: choose_wheel(indexes, pin[0], pin[1], ranked, cutoff)[0], pins))
@@ -401,8 +417,6 @@ def resolve(
             result.no_wheel.append(f"{name}=={version}")
         else:
             result.wheels.append(wheel)
-    result.resolved = True
-    return result
 
 
 def _sdist_requirements(

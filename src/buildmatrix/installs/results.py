@@ -80,10 +80,8 @@ def _version(value: object, where: str) -> Version:
         raise UsageError(msg) from None
 
 
-def _cell(entry: object, where: str) -> ResultCell:
-    if not isinstance(entry, dict) or set(entry) != set(_FIELDS):
-        msg = f"{where}: a cell must have exactly the fields {', '.join(_FIELDS)}"
-        raise UsageError(msg)
+def _check_cell_fields(entry: dict[str, Any], where: str) -> None:
+    """Each field of a committed cell has its type (the verdict is checked by ``_cell``)."""
     for name in ("release", "extra", "python", "arch"):
         if not isinstance(entry[name], str) or not entry[name]:
             msg = f"{where}.{name}: expected a non-empty string"
@@ -113,6 +111,15 @@ def _cell(entry: object, where: str) -> ResultCell:
     if not isinstance(source_only, list) or not all(isinstance(s, str) for s in source_only):
         msg = f"{where}.source_only: expected an array of strings"
         raise UsageError(msg)
+
+
+def _cell(entry: object, where: str) -> ResultCell:
+    if not isinstance(entry, dict) or set(entry) != set(_FIELDS):
+        msg = f"{where}: a cell must have exactly the fields {', '.join(_FIELDS)}"
+        raise UsageError(msg)
+    _check_cell_fields(entry, where)
+    set_by = entry["set_by"]
+    source_only = entry["source_only"]
     floor = None if entry["floor"] is None else _version(entry["floor"], f"{where}.floor")
     target = _version(entry["target_glibc"], f"{where}.target_glibc")
     ok = bool(entry["ok"])
@@ -279,30 +286,7 @@ def floor_table(matrix: Matrix) -> FloorTable | None:
     for (release, extra, arch, python), cells in sorted(
         groups.items(), key=lambda item: (order.get(item[0][0], len(order)), *item[0][1:])
     ):
-        cells.sort(key=lambda cell: cell.target_glibc)
-        at_claim = next((cell for cell in cells if cell.target_glibc == claimed), cells[0])
-        floor = "does not resolve" if not at_claim.resolved else f">={at_claim.floor}"
-        if at_claim.resolved and at_claim.source_only:
-            floor += f" (without {', '.join(at_claim.source_only)})"
-        set_by = f"`{at_claim.set_by['member']}` in {at_claim.set_by['wheel']}" if at_claim.set_by else ""
-        lowest = next((cell.target_glibc for cell in cells if cell.ok), None)
-        verdicts = ", ".join(f"{cell.target_glibc} {'✅' if cell.ok else '❌'}" for cell in cells)
-        no_wheel = sorted({name for cell in cells for name in cell.source_only})
-        contradicted = at_claim.target_glibc == claimed and not at_claim.ok
-        rows.append(
-            (
-                release,
-                f"`[{extra}]`",
-                arch,
-                python,
-                f">={claimed}" + (" ❌" if contradicted else ""),
-                floor,
-                set_by,
-                verdicts,
-                "—" if lowest is None else str(lowest),
-                ", ".join(no_wheel) or "—",
-            )
-        )
+        rows.append(_floor_row((release, extra, arch, python), cells, claimed))
     found = contradictions(matrix, results)
     lines = tuple(
         f"{c.cell.release} [{c.cell.extra}] {c.cell.arch} Python {c.cell.python} contradicts "
@@ -319,6 +303,33 @@ def floor_table(matrix: Matrix) -> FloorTable | None:
     header = ("Release", "Extra", "Arch", "Python", "Claimed", "Effective floor", "Set by",
               "Targets (glibc: installs and loads)", "Lowest glibc that works", "No wheel")  # fmt: skip
     return FloorTable(source, header, tuple(rows), lines)
+
+
+def _floor_row(key: tuple[str, str, str, str], cells: list[ResultCell], claimed: Version) -> tuple[str, ...]:
+    """One row of the floor table: the cell at the claimed floor, and every target's verdict."""
+    release, extra, arch, python = key
+    cells.sort(key=lambda cell: cell.target_glibc)
+    at_claim = next((cell for cell in cells if cell.target_glibc == claimed), cells[0])
+    floor = "does not resolve" if not at_claim.resolved else f">={at_claim.floor}"
+    if at_claim.resolved and at_claim.source_only:
+        floor += f" (without {', '.join(at_claim.source_only)})"
+    set_by = f"`{at_claim.set_by['member']}` in {at_claim.set_by['wheel']}" if at_claim.set_by else ""
+    lowest = next((cell.target_glibc for cell in cells if cell.ok), None)
+    verdicts = ", ".join(f"{cell.target_glibc} {'✅' if cell.ok else '❌'}" for cell in cells)
+    no_wheel = sorted({name for cell in cells for name in cell.source_only})
+    contradicted = at_claim.target_glibc == claimed and not at_claim.ok
+    return (
+        release,
+        f"`[{extra}]`",
+        arch,
+        python,
+        f">={claimed}" + (" ❌" if contradicted else ""),
+        floor,
+        set_by,
+        verdicts,
+        "—" if lowest is None else str(lowest),
+        ", ".join(no_wheel) or "—",
+    )
 
 
 def check_results(matrix: Matrix, releases: Sequence[Release] | None) -> list[Check]:

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from buildmatrix.layers import _JSON_LIMIT, _Store
 from buildmatrix.layers.digest import DigestReader, check_digest, parse_digest
+from buildmatrix.layers.image import _JSON_LIMIT, _Store
 from buildmatrix.layers.scan import ImageError
 
 __all__ = [
@@ -454,7 +454,7 @@ class RegistryStore(_Store):
 def open_registry_image(
     reference: str, *, tls_verify: bool, stack: ExitStack
 ) -> tuple[RegistryStore, list[dict[str, Any]]]:
-    """The store and top descriptor of ``docker://...``: for ``layers._views_of``."""
+    """The store and top descriptor of ``docker://...``: for ``layers.image._views_of``."""
     try:
         parsed = parse_reference(reference)
     except ValueError as error:

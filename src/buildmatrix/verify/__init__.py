@@ -61,6 +61,18 @@ def verify(
     def step(message: str) -> None:
         report_step(redact(message))
 
+    _check_repository(matrix, options, collector, step)
+    artifacts = _check_artifacts(matrix, options, collector, step)
+    if options.check_index:
+        _check_index(matrix, options, collector, step)
+    return _redacted_report(collector, artifacts)
+
+
+def _check_repository(
+    matrix: Matrix, options: VerifyOptions, collector: Collector, step: Callable[[str], None]
+) -> None:
+    """The repository's pin consumers: the meta packages' (and other) pyprojects, then the
+    generated files and committed results."""
     pyprojects: list[tuple[Path, WheelPackage | None]] = [
         (package.source / "pyproject.toml", package) for package in meta_packages(matrix)
     ]
@@ -77,6 +89,12 @@ def verify(
             collector.add(*extra_check(matrix, options.releases))
         except BuildMatrixError as error:
             collector.errors.append(error.message)
+
+
+def _check_artifacts(
+    matrix: Matrix, options: VerifyOptions, collector: Collector, step: Callable[[str], None]
+) -> int:
+    """The wheels and images given; how many artifacts there were."""
     artifacts = 0
     for given in options.wheels:
         for wheel, checked in _wheel_artifacts(matrix, given, options.releases, collector):
@@ -98,18 +116,26 @@ def verify(
                 on_layer=step,
                 tls_verify=options.tls_verify,
             )
-    if options.check_index:
-        from buildmatrix.verify.index import SimpleIndexClient, index_config
+    return artifacts
 
-        config = index_config(options.index_url, options.extra_index_urls)
-        client = SimpleIndexClient(config)
-        step("index " + " ".join(config.urls))
-        try:
-            collector.add(
-                *check_index(options.releases or matrix.releases, client.project, " ".join(config.urls))
-            )
-        except BuildMatrixError as error:
-            collector.errors.append(error.message)
+
+def _check_index(
+    matrix: Matrix, options: VerifyOptions, collector: Collector, step: Callable[[str], None]
+) -> None:
+    from buildmatrix.verify.index import SimpleIndexClient, index_config
+
+    config = index_config(options.index_url, options.extra_index_urls)
+    client = SimpleIndexClient(config)
+    step("index " + " ".join(config.urls))
+    try:
+        collector.add(
+            *check_index(options.releases or matrix.releases, client.project, " ".join(config.urls))
+        )
+    except BuildMatrixError as error:
+        collector.errors.append(error.message)
+
+
+def _redacted_report(collector: Collector, artifacts: int) -> Report:
     # Index URLs may carry credentials: nothing leaves verify unredacted.
     return Report(
         checks=tuple(

@@ -141,16 +141,7 @@ def check_pyproject(
     if package is None:
         collector.errors.append(f"{path}: the matrix names no meta package (`meta = true`)")
         return
-    # A static version names the release the file belongs to, whatever is selected;
-    # otherwise the selected releases, or the development release.
-    version = parse_version(project.get("version"))
-    own = None if version is None else _release_for_version(matrix, version)
-    if own is not None:
-        release_list = [own]
-    elif releases:
-        release_list = list(releases)
-    else:
-        release_list = [_default_release(matrix)]
+    release_list = _pyproject_releases(matrix, project, releases)
     if {"dependencies", "optional-dependencies"} & dynamic:
         # Generated at build time: what the build really writes is what is checked.
         from buildmatrix.verify.built import check_meta_build
@@ -158,19 +149,43 @@ def check_pyproject(
         for release in release_list:
             check_meta_build(matrix, package, path.parent, release, collector)
         return
-    declared: dict[Extra, list[Requirement]] = {}
-    base = _parse_requirements(project.get("dependencies", []), f"{path}: dependencies", collector.errors)
-    if base is None:
+    declared = _declared_requirements(project, path, collector.errors)
+    if declared is None:
         return
-    declared[None] = base
-    for extra, items in (project.get("optional-dependencies") or {}).items():
-        parsed = _parse_requirements(items, f"{path}: optional-dependencies.{extra}", collector.errors)
-        if parsed is None:
-            return
-        declared[canonicalize_name(extra)] = parsed
     for release in release_list:
         expected = expected_meta_requirements(matrix, release, package)
         collector.add(*check_declared(subject, release, expected, declared, collector.notes))
+
+
+def _pyproject_releases(
+    matrix: Matrix, project: dict[str, Any], releases: Sequence[Release] | None
+) -> list[Release]:
+    """A static version names the release the file belongs to, whatever is selected;
+    otherwise the selected releases, or the development release."""
+    version = parse_version(project.get("version"))
+    own = None if version is None else _release_for_version(matrix, version)
+    if own is not None:
+        return [own]
+    if releases:
+        return list(releases)
+    return [_default_release(matrix)]
+
+
+def _declared_requirements(
+    project: dict[str, Any], path: Path, errors: list[str]
+) -> dict[Extra, list[Requirement]] | None:
+    """The static dependencies (extra None) and optional dependencies; None when one is invalid."""
+    declared: dict[Extra, list[Requirement]] = {}
+    base = _parse_requirements(project.get("dependencies", []), f"{path}: dependencies", errors)
+    if base is None:
+        return None
+    declared[None] = base
+    for extra, items in (project.get("optional-dependencies") or {}).items():
+        parsed = _parse_requirements(items, f"{path}: optional-dependencies.{extra}", errors)
+        if parsed is None:
+            return None
+        declared[canonicalize_name(extra)] = parsed
+    return declared
 
 
 def parse_version(value: object) -> Version | None:
@@ -187,36 +202,9 @@ def parse_version(value: object) -> Version | None:
 
 def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, collector: Collector) -> None:
     subject = str(path)
-    try:
-        name, file_version, _, _ = parse_wheel_filename(path.name)
-    except InvalidWheelFilename as error:
-        collector.add(
-            Check(
-                subject=subject,
-                name=path.name,
-                expected="a wheel file (name-version-tags.whl)",
-                found=path.name,
-                ok=False,
-                detail=f"not a wheel: {error}",
-            )
-        )
+    metadata = _wheel_metadata(path, subject, collector)
+    if metadata is None:
         return
-    try:
-        metadata = read_wheel_metadata(path)
-    except BuildMatrixError as error:
-        collector.errors.append(error.message)
-        return
-    if (metadata.name, metadata.version) != (name, file_version):
-        collector.add(
-            Check(
-                subject=subject,
-                name=metadata.name,
-                expected=f"{name} {file_version} (the file name)",
-                found=f"{metadata.name} {metadata.version} (METADATA)",
-                ok=False,
-                detail="the wheel's file name and METADATA disagree",
-            )
-        )
     package = next((p for p in matrix.wheels if p.name == metadata.name), None)
     if package is None:
         collector.add(
@@ -230,6 +218,70 @@ def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, 
             )
         )
         return
+    release = _wheel_release(matrix, subject, metadata, releases, collector)
+    if release is None:
+        return
+    collector.add(
+        Check(
+            subject=subject,
+            name=metadata.name,
+            expected=str(release.version),
+            found=str(metadata.version),
+            ok=release.version == metadata.version,
+            detail=f"wheel version is release {release.name}",
+        )
+    )
+    if package.meta:
+        collector.add(
+            *check_meta_metadata(matrix, subject, metadata, release, package, notes=collector.notes)
+        )
+
+
+def _wheel_metadata(path: Path, subject: str, collector: Collector) -> WheelMetadata | None:
+    """The wheel's METADATA (a failed check when it disagrees with the file name); None when
+    the file is not a wheel or cannot be read."""
+    try:
+        name, file_version, _, _ = parse_wheel_filename(path.name)
+    except InvalidWheelFilename as error:
+        collector.add(
+            Check(
+                subject=subject,
+                name=path.name,
+                expected="a wheel file (name-version-tags.whl)",
+                found=path.name,
+                ok=False,
+                detail=f"not a wheel: {error}",
+            )
+        )
+        return None
+    try:
+        metadata = read_wheel_metadata(path)
+    except BuildMatrixError as error:
+        collector.errors.append(error.message)
+        return None
+    if (metadata.name, metadata.version) != (name, file_version):
+        collector.add(
+            Check(
+                subject=subject,
+                name=metadata.name,
+                expected=f"{name} {file_version} (the file name)",
+                found=f"{metadata.name} {metadata.version} (METADATA)",
+                ok=False,
+                detail="the wheel's file name and METADATA disagree",
+            )
+        )
+    return metadata
+
+
+def _wheel_release(
+    matrix: Matrix,
+    subject: str,
+    metadata: WheelMetadata,
+    releases: Sequence[Release] | None,
+    collector: Collector,
+) -> Release | None:
+    """The release a wheel's version names (among the selected ones); None, with a failed
+    check, when there is none to judge it against."""
     release = _release_for_version(matrix, metadata.version)
     if releases and release is not None and release not in releases:
         selected = ", ".join(r.name for r in releases)
@@ -243,7 +295,7 @@ def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, 
                 detail=f"the wheel belongs to release {release.name}, not to the selected {selected}",
             )
         )
-        return
+        return None
     if releases and release is None:
         collector.add(
             Check(
@@ -267,21 +319,8 @@ def check_wheel(matrix: Matrix, path: Path, releases: Sequence[Release] | None, 
                 detail="no release of the matrix has this version",
             )
         )
-        return
-    collector.add(
-        Check(
-            subject=subject,
-            name=metadata.name,
-            expected=str(release.version),
-            found=str(metadata.version),
-            ok=release.version == metadata.version,
-            detail=f"wheel version is release {release.name}",
-        )
-    )
-    if package.meta:
-        collector.add(
-            *check_meta_metadata(matrix, subject, metadata, release, package, notes=collector.notes)
-        )
+        return None
+    return release
 
 
 def check_meta_metadata(

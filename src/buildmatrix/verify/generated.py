@@ -4,15 +4,20 @@ pins (the committed page; the plan's pins, build args and labels)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from buildmatrix.expand import image_pins
-from buildmatrix.images.plan import LABEL_FRAMEWORK, LABEL_PIN_PREFIX, LABEL_RELEASE
-from buildmatrix.model import Matrix, Release
+from buildmatrix.images.plan import (
+    LABEL_FRAMEWORK,
+    LABEL_PIN_PREFIX,
+    LABEL_RELEASE,
+    ImageOptions,
+    plan_images,
+)
+from buildmatrix.model import Framework, Matrix, Release
 from buildmatrix.verify.extras import parse_version
 from buildmatrix.verify.report import Check
 
@@ -71,14 +76,9 @@ class PlannedImage(Protocol):
     def pins(self) -> Mapping[str, str]: ...
 
 
-def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[PlannedImage] | None:
-    try:
-        # Imported by name: the images command lands separately from verify.
-        image_plan = importlib.import_module("buildmatrix.images.plan")
-    except ModuleNotFoundError:
-        return None
-    builds: list[PlannedImage] = image_plan.plan_images(
-        matrix, list(releases or matrix.releases), list(matrix.frameworks), image_plan.ImageOptions()
+def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[PlannedImage]:
+    builds: list[PlannedImage] = list(
+        plan_images(matrix, list(releases or matrix.releases), list(matrix.frameworks), ImageOptions())
     )
     return builds
 
@@ -100,12 +100,9 @@ def check_image_plan(
     """Every planned image build carries the release's pins in its pins, args and labels.
 
     ``builds`` default to ``buildmatrix.images.plan.plan_images`` for every framework
-    of the selected releases (nothing to check when that module is absent)."""
+    of the selected releases."""
     if builds is None:
-        planned = _planned_images(matrix, releases)
-        if planned is None:
-            return []
-        builds = planned
+        builds = _planned_images(matrix, releases)
     checks: list[Check] = []
     for build in builds:
         checks.extend(_check_build(matrix, build))
@@ -127,6 +124,15 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
                 detail="the plan names something the matrix does not have",
             )
         ]
+    return [
+        *_pin_checks(subject, build, framework, release),
+        *_label_checks(subject, build, framework, release),
+    ]
+
+
+def _pin_checks(subject: str, build: PlannedImage, framework: Framework, release: Release) -> list[Check]:
+    """Each pin the image carries, in the plan's pins, its PIN_* args and its labels; and the
+    extras of its EXTRAS_* args."""
     checks = []
     requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
     carriers = {
@@ -162,15 +168,18 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
                     detail=f"build arg EXTRAS_* ({release.name})",
                 )
             )
-    for label, value in ((LABEL_RELEASE, release.name), (LABEL_FRAMEWORK, framework.name)):
-        checks.append(
-            Check(
-                subject=subject,
-                name=label,
-                expected=value,
-                found=build.labels.get(label, "(missing)"),
-                ok=build.labels.get(label) == value,
-                detail=f"label ({release.name})",
-            )
-        )
     return checks
+
+
+def _label_checks(subject: str, build: PlannedImage, framework: Framework, release: Release) -> list[Check]:
+    return [
+        Check(
+            subject=subject,
+            name=label,
+            expected=value,
+            found=build.labels.get(label, "(missing)"),
+            ok=build.labels.get(label) == value,
+            detail=f"label ({release.name})",
+        )
+        for label, value in ((LABEL_RELEASE, release.name), (LABEL_FRAMEWORK, framework.name))
+    ]

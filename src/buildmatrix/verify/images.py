@@ -31,18 +31,21 @@ from buildmatrix.images.plan import (
 )
 from buildmatrix.images.plan import PINS_FILE as IMAGE_PINS_FILE
 from buildmatrix.layers import (
-    LIBNIXL_PATTERNS,
     BlobDigestError,
     ImageView,
     ScanRequest,
     ScanResult,
     open_image,
 )
-from buildmatrix.model import Framework, Matrix, Release
+from buildmatrix.model import Framework, ImageSpec, Matrix, Release
 from buildmatrix.verify.extras import exact_version, parse_version
 from buildmatrix.verify.report import Check, Collector
 
-__all__ = ["check_image"]
+__all__ = ["LIBNIXL_PATTERNS", "check_image"]
+
+# Basenames of the NIXL shared library itself (not its plugins or helper
+# libraries); auditwheel renames bundled copies to ``libnixl-<hash>.so``.
+LIBNIXL_PATTERNS = ("libnixl.so", "libnixl.so.*", "libnixl-*.so", "libnixl-*.so.*")
 
 
 def _label_check(subject: str, name: str, label: str, expected: Version, labels: Mapping[str, str]) -> Check:
@@ -145,6 +148,27 @@ def _pins_file_checks(
                 detail=f"{where}: {error}",
             )
         ]
+    checks = _pins_file_identity(subject, data, release, framework, python=python)
+    for name, version in pins.items():
+        found = parse_version(file_pins.get(name))
+        checks.append(
+            Check(
+                subject=subject,
+                name=name,
+                expected=str(version),
+                found=file_pins.get(name, "(missing)"),
+                ok=found == version,
+                detail=f"{where}: pins.{name}",
+            )
+        )
+    return checks
+
+
+def _pins_file_identity(
+    subject: str, data: Mapping[str, Any], release: Release, framework: Framework, *, python: str | None
+) -> list[Check]:
+    """The pins file names the release, framework, CUDA and Python the image is for."""
+    where = f"{IMAGE_PINS_FILE}"
     checks = [
         Check(
             subject=subject,
@@ -185,18 +209,6 @@ def _pins_file_checks(
                 found=str(data.get("python")),
                 ok=parse_version(data.get("python")) == Version(python),
                 detail=f"{where}: python",
-            )
-        )
-    for name, version in pins.items():
-        found = parse_version(file_pins.get(name))
-        checks.append(
-            Check(
-                subject=subject,
-                name=name,
-                expected=str(version),
-                found=file_pins.get(name, "(missing)"),
-                ok=found == version,
-                detail=f"{where}: pins.{name}",
             )
         )
     return checks
@@ -303,14 +315,8 @@ def _check_view(
         return
     pins = image_pins(framework, release)
     requirements = framework.image_requirements(release.pins)
-    for name, version in pins.items():
-        checks.append(_label_check(subject, name, LABEL_PIN_PREFIX + name, version, view.labels))
-    cuda = release.cuda.get(framework.name)
-    if cuda is not None and LABEL_CUDA in view.labels:
-        checks.append(_label_check(subject, "cuda", LABEL_CUDA, cuda, view.labels))
     spec = next((image for image in matrix.images if image.framework == framework.name), None)
-    if spec is not None and LABEL_PYTHON in view.labels:
-        checks.append(_label_check(subject, "python", LABEL_PYTHON, Version(spec.python), view.labels))
+    checks.extend(_pin_label_checks(subject, view, release, framework, pins, spec=spec))
     # The toolkit's own wheels are in an image only when it was built with them.
     toolkit = frozenset(package.name for package in matrix.wheels)
     request = ScanRequest(
@@ -336,18 +342,56 @@ def _check_view(
         )
     )
     checks.extend(_installed_checks(subject, result, requirements, release))
-    for name in sorted(toolkit):
-        for install in result.distributions.get(name, ()):
-            checks.append(
-                Check(
-                    subject=subject,
-                    name=name,
-                    expected=f"=={release.version}",
-                    found=str(install.version),
-                    ok=install.version == release.version,
-                    detail=f"installed at {install.path} (layer {install.layer}); {release.name}",
-                )
-            )
+    checks.extend(_toolkit_checks(subject, result, toolkit, release))
+    checks.extend(_integrity_checks(subject, view, result, quick=quick))
+    for problem in result.problems:
+        collector.errors.append(f"{subject}: {problem}")
+    collector.add(*checks)
+
+
+def _pin_label_checks(
+    subject: str,
+    view: ImageView,
+    release: Release,
+    framework: Framework,
+    pins: Mapping[NormalizedName, Version],
+    *,
+    spec: ImageSpec | None,
+) -> list[Check]:
+    """The pin labels, and the CUDA and Python labels where the image has them."""
+    checks = [
+        _label_check(subject, name, LABEL_PIN_PREFIX + name, version, view.labels)
+        for name, version in pins.items()
+    ]
+    cuda = release.cuda.get(framework.name)
+    if cuda is not None and LABEL_CUDA in view.labels:
+        checks.append(_label_check(subject, "cuda", LABEL_CUDA, cuda, view.labels))
+    if spec is not None and LABEL_PYTHON in view.labels:
+        checks.append(_label_check(subject, "python", LABEL_PYTHON, Version(spec.python), view.labels))
+    return checks
+
+
+def _toolkit_checks(
+    subject: str, result: ScanResult, toolkit: frozenset[NormalizedName], release: Release
+) -> list[Check]:
+    """Every copy of the toolkit's own wheels in the image has the release's version."""
+    return [
+        Check(
+            subject=subject,
+            name=name,
+            expected=f"=={release.version}",
+            found=str(install.version),
+            ok=install.version == release.version,
+            detail=f"installed at {install.path} (layer {install.layer}); {release.name}",
+        )
+        for name in sorted(toolkit)
+        for install in result.distributions.get(name, ())
+    ]
+
+
+def _integrity_checks(subject: str, view: ImageView, result: ScanResult, *, quick: bool) -> list[Check]:
+    """One libnixl (unless --quick), no path out of the root, every blob read verified."""
+    checks: list[Check] = []
     if not quick:
         checks.append(
             Check(
@@ -380,22 +424,22 @@ def _check_view(
             ),
         )
     )
+    checks.append(_blob_digest_check(subject, view, result, read=read, unread=unread))
+    return checks
+
+
+def _blob_digest_check(subject: str, view: ImageView, result: ScanResult, *, read: int, unread: str) -> Check:
     blobs = [f"{result.blobs_verified} of {result.layers_total} layers"]
     if view.config_digest:
         blobs.insert(0, "config")
     if view.manifest_digest:
         blobs.insert(0, "manifest")
-    checks.append(
-        Check(
-            subject=subject,
-            name="blob digests",
-            expected="every blob read matches its digest",
-            found=(", ".join(blobs[:-1]) + " and " if len(blobs) > 1 else "") + blobs[-1] + " verified",
-            # Every layer the scan opened was verified to its end (or the scan failed).
-            ok=result.blobs_verified == read,
-            detail=(view.manifest_digest or view.config_digest) + unread,
-        )
+    return Check(
+        subject=subject,
+        name="blob digests",
+        expected="every blob read matches its digest",
+        found=(", ".join(blobs[:-1]) + " and " if len(blobs) > 1 else "") + blobs[-1] + " verified",
+        # Every layer the scan opened was verified to its end (or the scan failed).
+        ok=result.blobs_verified == read,
+        detail=(view.manifest_digest or view.config_digest) + unread,
     )
-    for problem in result.problems:
-        collector.errors.append(f"{subject}: {problem}")
-    collector.add(*checks)

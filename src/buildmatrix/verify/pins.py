@@ -164,40 +164,8 @@ def compare_requirements(
     for requirement, marker in declared:
         by_name.setdefault(canonicalize_name(requirement.name), []).append((requirement, marker))
     for wanted in expected:
-        name = canonicalize_name(wanted.name)
-        wanted_marker = marker_text(wanted.marker)
-        found = by_name.pop(name, [])
-        if not found:
-            checks.append(
-                Check(
-                    subject=subject,
-                    name=name,
-                    expected=_shown(wanted, wanted_marker),
-                    found="(not required)",
-                    ok=False,
-                    detail=f"{where} does not require {name} ({release.name})",
-                )
-            )
-            continue
-        problems = []
-        if len(found) > 1:
-            problems.append(f"required {len(found)} times")
-        requirement, marker = found[0]
-        problems += _differences(release, wanted, wanted_marker, requirement, marker)
-        checks.append(
-            Check(
-                subject=subject,
-                name=name,
-                expected=_shown(wanted, wanted_marker),
-                found="; ".join(_shown(r, m) for r, m in found)
-                if len(found) > 1
-                else _shown(requirement, marker),
-                ok=not problems,
-                detail=f"{where}: "
-                + ("; ".join(problems) if problems else "equals what the matrix generates")
-                + f" ({release.name})",
-            )
-        )
+        found = by_name.pop(canonicalize_name(wanted.name), [])
+        checks.append(_expected_check(subject, release, where, wanted, found))
     for name, extra_found in by_name.items():
         for requirement, marker in extra_found:
             checks.append(
@@ -212,6 +180,38 @@ def compare_requirements(
                 )
             )
     return checks
+
+
+def _expected_check(
+    subject: str, release: Release, where: str, wanted: Requirement, found: Sequence[tuple[Requirement, str]]
+) -> Check:
+    """One expected requirement against the declared ones of its name (none, one, or more)."""
+    name = canonicalize_name(wanted.name)
+    wanted_marker = marker_text(wanted.marker)
+    if not found:
+        return Check(
+            subject=subject,
+            name=name,
+            expected=_shown(wanted, wanted_marker),
+            found="(not required)",
+            ok=False,
+            detail=f"{where} does not require {name} ({release.name})",
+        )
+    problems = []
+    if len(found) > 1:
+        problems.append(f"required {len(found)} times")
+    requirement, marker = found[0]
+    problems += _differences(release, wanted, wanted_marker, requirement, marker)
+    return Check(
+        subject=subject,
+        name=name,
+        expected=_shown(wanted, wanted_marker),
+        found="; ".join(_shown(r, m) for r, m in found) if len(found) > 1 else _shown(requirement, marker),
+        ok=not problems,
+        detail=f"{where}: "
+        + ("; ".join(problems) if problems else "equals what the matrix generates")
+        + f" ({release.name})",
+    )
 
 
 def _differences(

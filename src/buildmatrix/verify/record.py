@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from buildmatrix.errors import BuildMatrixError
-from buildmatrix.expand import Target, TargetKind, expand
+from buildmatrix.expand import TargetKind, WheelTarget, expand
 from buildmatrix.model import Matrix, Release, WheelPackage
 from buildmatrix.verify.report import Check, Collector
 
@@ -69,7 +69,7 @@ def check_release_record(
 def _check_target(
     matrix: Matrix,
     folder: Path,
-    target: Target,
+    target: WheelTarget,
     *,
     entry: dict[str, Any] | None,
     rows: dict[Any, dict[str, Any]],
@@ -104,7 +104,21 @@ def _check_target(
             name,
             f"sha256 {digest} differs from the recorded {entry.get('sha256')}",
         )
-    assert target.package is not None
+    return _inputs_check(matrix, folder, target, entry, sources, subject=subject, expected=expected)
+
+
+def _inputs_check(
+    matrix: Matrix,
+    folder: Path,
+    target: WheelTarget,
+    entry: dict[str, Any],
+    sources: dict[Path, Any],
+    *,
+    subject: str,
+    expected: str,
+) -> Check:
+    """A recorded, present wheel whose inputs (source, matrix, toolchain) are what they were."""
+    name = str(entry["filename"])
     try:
         now = _inputs_now(matrix, folder, target, target.package, sources)
     except BuildMatrixError as error:
@@ -134,7 +148,7 @@ def _check_target(
 
 
 def _inputs_now(
-    matrix: Matrix, folder: Path, target: Target, package: WheelPackage, sources: dict[Path, Any]
+    matrix: Matrix, folder: Path, target: WheelTarget, package: WheelPackage, sources: dict[Path, Any]
 ) -> dict[str, str]:
     from buildmatrix.wheels.buildinfo import build_info
     from buildmatrix.wheels.runner import target_inputs

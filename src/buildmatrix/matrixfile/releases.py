@@ -1,0 +1,127 @@
+"""The ``[[release]]`` tables: names, pins, and each release's CUDA table (stated or inherited)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
+
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from buildmatrix.matrixfile.section import Section
+from buildmatrix.model import Release, ReleaseStatus
+
+__all__ = ["read_releases"]
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A release read but for its CUDA table, which may name another release's."""
+
+    section: Section
+    cuda: Section
+    name: str
+    display: str
+    version: Version
+    status: ReleaseStatus
+    planned: datetime.date | None
+    pins: dict[NormalizedName, Version]
+
+
+def read_releases(
+    root: Section, dependencies: Sequence[str], frameworks: Sequence[str]
+) -> tuple[Release, ...]:
+    drafts = _drafts(root.tables("release"), dependencies)
+    explicit = {
+        draft.name: _cuda_table(draft.cuda, frameworks) for draft in drafts if not draft.cuda.has("inherit")
+    }
+    names = [draft.name for draft in drafts]
+    releases: list[Release] = []
+    for draft in drafts:
+        inherited: str | None = None
+        if draft.name in explicit:
+            cuda = explicit[draft.name]
+        else:
+            inherited = _inherited(draft.cuda, names, explicit)
+            cuda = explicit[inherited]
+        draft.section.finish()
+        releases.append(
+            Release(
+                name=draft.name,
+                display=draft.display,
+                version=draft.version,
+                status=draft.status,
+                planned=draft.planned,
+                pins=draft.pins,
+                cuda=cuda,
+                cuda_inherited_from=inherited,
+            )
+        )
+    return tuple(releases)
+
+
+def _drafts(sections: Sequence[Section], dependencies: Sequence[str]) -> list[_Draft]:
+    drafts: list[_Draft] = []
+    by_bare_name: dict[str, int] = {}  # "0.7.1" and "v0.7.1" name the same release
+    for s in sections:
+        name = s.name("name", s.get("name", str), "release")
+        earlier = by_bare_name.setdefault(name.removeprefix("v"), len(drafts))
+        if earlier != len(drafts):
+            raise s.error(
+                "name", f"duplicate release {name!r} (release[{earlier}] is {drafts[earlier].name!r})"
+            )
+        status = s.enum("status", ReleaseStatus, [r.value for r in ReleaseStatus])
+        planned = s.optional("planned", datetime.date)
+        if planned is not None and status is not ReleaseStatus.UNRELEASED:
+            raise s.error("planned", "only an unreleased release has a planned date")
+        pins = _pins(s.table("pins"), dependencies)
+        drafts.append(
+            _Draft(
+                section=s,
+                name=name,
+                display=s.get("display", str, name),
+                version=s.version("version"),
+                status=status,
+                planned=planned,
+                pins=pins,
+                cuda=s.table("cuda"),
+            )
+        )
+    return drafts
+
+
+def _pins(s: Section, dependencies: Sequence[str]) -> dict[NormalizedName, Version]:
+    """[release.pins]: a version for every dependency, and nothing else."""
+    pins: dict[NormalizedName, Version] = {}
+    for key, _ in s.entries():
+        s.choice(key, key, dependencies, "dependency")
+        pins[NormalizedName(key)] = s.version(key)
+    for dependency in dependencies:
+        if dependency not in pins:
+            raise s.error(None, f"missing pin for {dependency!r}")
+    return pins
+
+
+def _cuda_table(s: Section, frameworks: Sequence[str]) -> dict[str, Version]:
+    """[release.cuda] stated: a CUDA version for every framework."""
+    cuda: dict[str, Version] = {}
+    for key, _ in s.entries():
+        s.choice(key, key, frameworks, "framework")
+        cuda[key] = s.version(key)
+    for framework in frameworks:
+        if framework not in cuda:
+            raise s.error(None, f'missing CUDA version for {framework!r} (or write `inherit = "<release>"`)')
+    s.finish()
+    return cuda
+
+
+def _inherited(s: Section, names: Sequence[str], explicit: Container[str]) -> str:
+    """[release.cuda] with ``inherit = "<release>"``: a release that states its own table."""
+    inherited = s.choice("inherit", s.get("inherit", str), names, "release")
+    if inherited not in explicit:
+        raise s.error(
+            "inherit", f"release {inherited!r} inherits its CUDA table too; name a release that states it"
+        )
+    s.finish()
+    return inherited
