@@ -31,6 +31,7 @@ from buildmatrix.installs.scan import WheelFile, scan_wheels, tag_glibc
 from buildmatrix.installs.verneed import GLIBC_BY_HASH, NeedScanner, elf_hash, glibc_of_version_name
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
+from buildmatrix.redact import redact_url
 from buildmatrix.verify import VerifyOptions, verify
 from tests.conftest import Result
 from tests.localindex import Served, build_sdist, build_wheel, serve_index
@@ -241,7 +242,7 @@ def test_a_206_for_other_bytes_is_an_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(http, "_request", lying)
     with pytest.raises(http.HttpError, match="not the range asked for"):
         http.fetch_range("https://user:secret@example.invalid/x.whl", 50, 53)
-    assert "secret" not in http.redact("https://user:secret@example.invalid/x.whl")
+    assert "secret" not in redact_url("https://user:secret@example.invalid/x.whl")
 
 
 def test_cache_entries_are_validated_not_trusted(built: dict[str, Path], tmp_path: Path) -> None:

@@ -180,8 +180,8 @@ def _print_problems(verdicts: list[Verdict]) -> None:
 
 def _write(args: argparse.Namespace, matrix: Matrix, verdicts: list[Verdict], records: list[Any]) -> None:
     """--write: the cells merged into the committed results file."""
-    from buildmatrix.installs.http import redact
     from buildmatrix.installs.results import write_results
+    from buildmatrix.redact import redact_url
 
     if matrix.installs is None:
         msg = f"{matrix.path}: --write needs [installs] results = PATH"
@@ -190,7 +190,7 @@ def _write(args: argparse.Namespace, matrix: Matrix, verdicts: list[Verdict], re
     total = write_results(
         matrix.installs.results,
         records,
-        indexes=[redact(url) for url in indexes],
+        indexes=[redact_url(url) for url in indexes],
         as_of=args.as_of,
         today=datetime.datetime.now(datetime.UTC).date(),
     )

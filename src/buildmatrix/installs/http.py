@@ -4,7 +4,7 @@ One keep-alive connection per thread and host (``http.client``; no new
 dependency). Range requests ask for one range at a time and accept only a
 ``206`` whose ``Content-Range`` is exactly that range; a server that answers
 ``200`` ignores ranges, and the caller falls back to reading the whole file.
-Credentials in a URL are sent as basic auth and never printed (``redact``).
+Credentials in a URL are sent as basic auth and never printed (``buildmatrix.redact``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import IO
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
-__all__ = ["HttpError", "RangeNotSupported", "download", "fetch", "fetch_range", "redact"]
+from buildmatrix.redact import redact_url
+
+__all__ = ["HttpError", "RangeNotSupported", "download", "fetch", "fetch_range"]
 
 TIMEOUT = 60
 MAX_REDIRECTS = 5
@@ -42,16 +44,6 @@ class Response:
     url: str  # after redirects
 
 
-def redact(url: str) -> str:
-    """``url`` without its user-info (credentials never reach a message or a file)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _connection(scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
     pool: dict[tuple[str, str, int | None], http.client.HTTPConnection] = getattr(_local, "pool", {})
     _local.pool = pool
@@ -66,7 +58,7 @@ def _request(url: str, headers: dict[str, str], *, limit: int | None) -> Respons
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            msg = f"not an http(s) URL: {redact(url)}"
+            msg = f"not an http(s) URL: {redact_url(url)}"
             raise HttpError(msg)
         sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
         if parts.username is not None:
@@ -93,13 +85,13 @@ def _request(url: str, headers: dict[str, str], *, limit: int | None) -> Respons
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 if attempt:
-                    msg = f"GET {redact(url)}: {error}"
+                    msg = f"GET {redact_url(url)}: {error}"
                     raise HttpError(msg) from None
         if status in (301, 302, 303, 307, 308) and "location" in answer:
             url = urljoin(url, answer["location"])
             continue
         return Response(status, answer, body, url)
-    msg = f"GET {redact(url)}: more than {MAX_REDIRECTS} redirects"
+    msg = f"GET {redact_url(url)}: more than {MAX_REDIRECTS} redirects"
     raise HttpError(msg)
 
 
@@ -107,7 +99,7 @@ def fetch(url: str, accept: str = "*/*") -> Response:
     """GET ``url`` whole; an error status is an ``HttpError``."""
     response = _request(url, {"Accept": accept}, limit=None)
     if response.status != 200:
-        msg = f"GET {redact(url)}: HTTP {response.status}"
+        msg = f"GET {redact_url(url)}: HTTP {response.status}"
         raise HttpError(msg)
     return response
 
@@ -120,18 +112,18 @@ def fetch_range(url: str, start: int, end: int | None) -> tuple[bytes, int]:
     spec = f"bytes={start}" if start < 0 else f"bytes={start}-{'' if end is None else end}"
     response = _request(url, {"Range": spec}, limit=0)
     if response.status == 200:
-        raise RangeNotSupported(f"{redact(url)} ignores range requests")
+        raise RangeNotSupported(f"{redact_url(url)} ignores range requests")
     if response.status != 206:
-        msg = f"GET {redact(url)} ({spec}): HTTP {response.status}"
+        msg = f"GET {redact_url(url)} ({spec}): HTTP {response.status}"
         raise HttpError(msg)
     match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
     if match is None or match.group(3) == "*":
-        msg = f"GET {redact(url)} ({spec}): a 206 without a usable Content-Range (multiple ranges?)"
+        msg = f"GET {redact_url(url)} ({spec}): a 206 without a usable Content-Range (multiple ranges?)"
         raise HttpError(msg)
     first, last, total = int(match.group(1)), int(match.group(2)), int(match.group(3))
     expected_first = max(0, total + start) if start < 0 else start
     if first != expected_first or len(response.body) != last - first + 1:
-        msg = f"GET {redact(url)} ({spec}): the server sent bytes {first}-{last}, not the range asked for"
+        msg = f"GET {redact_url(url)} ({spec}): the server sent bytes {first}-{last}, not the range asked for"
         raise HttpError(msg)
     return response.body, total
 
@@ -151,20 +143,20 @@ def download(url: str, out: IO[bytes], *, limit: int) -> int:
                 url = urljoin(url, response.getheader("location") or "")
                 continue
             if response.status != 200:
-                msg = f"GET {redact(url)}: HTTP {response.status}"
+                msg = f"GET {redact_url(url)}: HTTP {response.status}"
                 raise HttpError(msg)
             size = 0
             while chunk := response.read(1 << 20):
                 size += len(chunk)
                 if size > limit:
-                    msg = f"GET {redact(url)}: more than {limit} bytes"
+                    msg = f"GET {redact_url(url)}: more than {limit} bytes"
                     raise HttpError(msg)
                 out.write(chunk)
             return size
         except (OSError, http.client.HTTPException) as error:
-            msg = f"GET {redact(url)}: {error}"
+            msg = f"GET {redact_url(url)}: {error}"
             raise HttpError(msg) from None
         finally:
             connection.close()
-    msg = f"GET {redact(url)}: more than {MAX_REDIRECTS} redirects"
+    msg = f"GET {redact_url(url)}: more than {MAX_REDIRECTS} redirects"
     raise HttpError(msg)

@@ -20,7 +20,8 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
-from buildmatrix.installs.http import HttpError, RangeNotSupported, download, fetch_range, redact
+from buildmatrix.installs.http import HttpError, RangeNotSupported, download, fetch_range
+from buildmatrix.redact import redact_url
 
 __all__ = ["MemberStream", "RemoteWheel", "WheelReadError"]
 
@@ -115,7 +116,7 @@ class RemoteWheel:
             with zipfile.ZipFile(source) as archive:
                 self.members = archive.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-            msg = f"{redact(self.url)}: not a readable zip file: {error}"
+            msg = f"{redact_url(self.url)}: not a readable zip file: {error}"
             raise WheelReadError(msg) from None
 
     def close(self) -> None:
@@ -125,7 +126,7 @@ class RemoteWheel:
     def read_range(self, start: int, end: int) -> bytes:
         """Bytes ``start..end`` (exclusive) of the file."""
         if end > self.size or start < 0:
-            msg = f"{redact(self.url)}: a read at {start}..{end} past the end ({self.size} bytes)"
+            msg = f"{redact_url(self.url)}: a read at {start}..{end} past the end ({self.size} bytes)"
             raise WheelReadError(msg)
         if self._local is not None:
             with self._lock:

@@ -47,9 +47,10 @@ from packaging.version import InvalidVersion, Version
 
 from buildmatrix._call import call
 from buildmatrix.errors import CommandFailedError
-from buildmatrix.installs.http import HttpError, RangeNotSupported, download, fetch, fetch_range, redact
+from buildmatrix.installs.http import HttpError, RangeNotSupported, download, fetch, fetch_range
 from buildmatrix.installs.remotezip import RemoteWheel, WheelReadError
 from buildmatrix.installs.scan import WheelFile
+from buildmatrix.redact import redact_url
 
 __all__ = ["UV_GLIBC_LEVELS", "Resolution", "SourceOnly", "resolve"]
 
@@ -106,7 +107,7 @@ class _Pages:
             else:
                 raise
         except ValueError as error:
-            msg = f"{redact(url)}: not a PEP 691 JSON page: {error}"
+            msg = f"{redact_url(url)}: not a PEP 691 JSON page: {error}"
             raise HttpError(msg) from None
         if page is not None:
             page["_url"] = url
