@@ -300,7 +300,7 @@ def run_wheels(request: WheelsRequest) -> Report:
         if note:  # before the builds it explains
             ui.stderr.print(f"note: {note}", markup=False, soft_wrap=True)
         with (
-            run.out.locked(on_wait=lambda message: ui.stderr.print(message, markup=False)),
+            run.out.locked(on_wait=lambda message: ui.stderr.print(message, markup=False, soft_wrap=True)),
             run.out.work_folder() as work,
             _call.echo_alias(work, "$WORK"),
             ui.progress("wheels", len(targets)) as bar,
