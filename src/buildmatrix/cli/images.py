@@ -11,9 +11,9 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix.cli import ui
 from buildmatrix._call import call, format_command
 from buildmatrix._paths import output_dir
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release, add_tls_verify
 from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
 from buildmatrix.images import (
