@@ -11,10 +11,19 @@ line exists are allowed by name, each with its reason.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from buildmatrix._call import call, echo_to, short_command
+from buildmatrix.loader import load_matrix
+from buildmatrix.progress import Steps
+from buildmatrix.wheels import WheelsRequest, run_wheels
+from tests.conftest import MATRIX_PATH, Result
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "buildmatrix"
 
@@ -167,3 +176,84 @@ def test_the_scan_finds_screen_output(source: str, kinds: list[str]) -> None:
 def test_findings_name_their_function() -> None:
     source = "def outer():\n    def inner():\n        print('x')\n"
     assert [(f.function, f.line) for f in scan_source(source, "_entry.py")] == [("outer", 3)]
+
+
+# -- the reporter: the library's only way to the screen -------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """A reporter that keeps what it was told, in order."""
+
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        self.events.append(("note", message))
+
+    def command(self, shown: str) -> None:
+        self.events.append(("command", shown))
+
+    def advance(self, message: str) -> None:
+        self.events.append(("advance", message))
+
+    @contextmanager
+    def steps(self, description: str, total: int) -> Iterator[Steps]:
+        self.events.append(("steps", f"{description} {total}"))
+        yield self
+        self.events.append(("end", description))
+
+
+def test_commands_are_echoed_only_to_the_installed_reporter(capfd: pytest.CaptureFixture[str]) -> None:
+    command = [sys.executable, "-c", "pass"]
+    call(*command)
+    assert capfd.readouterr() == ("", "")  # the library alone shows nothing
+    recorder = Recorder()
+    with echo_to(recorder):
+        call(*command)
+        call(*command, echo=False)
+    call(*command)  # the previous destination (none) is back
+    assert recorder.events == [("command", short_command(command))]
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.slow
+def test_a_wheels_run_reports_through_its_reporter(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    matrix = load_matrix(MATRIX_PATH)
+    request = WheelsRequest(
+        matrix=matrix, releases=matrix.releases[:1], packages=("ai-dynamo",), backend="local", out=tmp_path
+    )
+    recorder = Recorder()
+    with echo_to(recorder):
+        report = run_wheels(request, recorder)
+    assert [r.status for r in report.results] == ["built"]
+    assert capfd.readouterr() == ("", "")  # everything went to the reporter
+    kinds = [kind for kind, _ in recorder.events]
+    assert kinds[0] == "steps"
+    assert kinds[-1] == "end"
+    assert recorder.events[0] == ("steps", "wheels 1")
+    assert ("advance", "wheel:ai-dynamo:main:py3:x86_64: built") in recorder.events
+    assert kinds.index("command") < kinds.index("advance")  # the build is echoed before it is counted
+    assert any(kind == "note" and message.startswith("$WORK is ") for kind, message in recorder.events)
+
+
+@pytest.mark.slow
+def test_the_cli_renders_progress_as_plain_lines_in_a_log(cli: Callable[..., Result], tmp_path: Path) -> None:
+    args = (
+        "wheels",
+        "--matrix",
+        MATRIX_PATH,
+        "--package",
+        "ai-dynamo",
+        "--backend",
+        "local",
+        "--out",
+        tmp_path,
+    )
+    result = cli(*args)
+    assert result.code == 0, result.err
+    lines = result.err.splitlines()
+    assert lines[0].startswith(f"$WORK is {tmp_path}/.tmp-wheels-")
+    assert lines[0].endswith(" (removed at the end of the run)")
+    assert any(line.startswith("+ ") and " build " in line and "$WORK/" in line for line in lines)
+    assert "[1/1] wheel:ai-dynamo:main:py3:x86_64: built" in lines
+    assert result.out == ""  # human output on stderr, stdout kept for --format json
