@@ -295,7 +295,7 @@ def test_generated_files_honour_the_umask(cli: Callable[..., Result], tmp_path: 
 def test_wide_tables_fold_into_records_not_mid_word() -> None:
     from rich.console import Console
 
-    from buildmatrix import ui
+    from buildmatrix.cli import ui
 
     wheel = "ai_dynamo_runtime-0.8.0.dev0-cp310-abi3-manylinux_2_28_x86_64.whl"
     target = "wheel:ai-dynamo-runtime:main:cp310-abi3:x86_64"

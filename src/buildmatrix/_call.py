@@ -1,8 +1,9 @@
 """The one wrapper every external command goes through.
 
-It echoes the command (shell-quoted, for copy-paste), finds the executable
-first so a missing tool is a clear message rather than a traceback, never uses
-a shell, and on failure shows what the command printed on stderr.
+It echoes the command (shell-quoted, for copy-paste) to the reporter the
+command line installs with ``echo_to``, finds the executable first so a missing
+tool is a clear message rather than a traceback, never uses a shell, and on
+failure shows what the command printed on stderr.
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal, overload
 
 from buildmatrix.errors import CommandFailedError, ToolMissingError
+from buildmatrix.progress import SILENT, Reporter
 
-__all__ = ["call", "echo_alias", "format_command", "short_command", "stop_process_group", "which"]
+__all__ = [
+    "call",
+    "echo_alias",
+    "echo_to",
+    "format_command",
+    "short_command",
+    "stop_process_group",
+    "which",
+]
 
 # What to install when a tool is missing; the key is the executable name.
 INSTALL_HINTS: dict[str, str] = {
@@ -54,6 +63,21 @@ def echo_alias(folder: Path, name: str) -> Iterator[None]:
         yield
     finally:
         _ECHO_ALIASES.pop(key, None)
+
+
+# Who is shown the echoed commands; the library alone shows them to no one.
+_echo_reporter: Reporter = SILENT
+
+
+@contextlib.contextmanager
+def echo_to(reporter: Reporter) -> Iterator[None]:
+    """While active, every echoed command goes to ``reporter.command`` (from any thread)."""
+    global _echo_reporter  # noqa: PLW0603 - one destination for the whole process, as echo_alias
+    previous, _echo_reporter = _echo_reporter, reporter
+    try:
+        yield
+    finally:
+        _echo_reporter = previous
 
 
 def short_command(args: Sequence[str | os.PathLike[str]]) -> str:
@@ -120,7 +144,7 @@ def call(
     # A command run with its own PATH (a test venv first) is found on that PATH.
     command[0] = which(command[0], None if env is None else env.get("PATH"))
     if echo:
-        print("+ " + short_command(args), file=sys.stderr, flush=True)
+        _echo_reporter.command(short_command(args))
     if log is not None:
         print("+ " + format_command(args), file=log, flush=True)
     full_env = None if env is None else {**os.environ, **env}

@@ -94,7 +94,11 @@ def _main(argv: list[str]) -> int:
     try:
         check_environment(os.environ)
         args.matrix = matrix_path(args.matrix)
-        code: int = args.run(args)
+        from buildmatrix._call import echo_to
+        from buildmatrix.cli import ui  # the command's module imported it already
+
+        with echo_to(ui.SCREEN):  # the commands it runs are shown on stderr
+            code: int = args.run(args)
     except BuildMatrixError as error:
         if args.debug:
             raise

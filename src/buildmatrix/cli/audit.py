@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from buildmatrix import ui
 from buildmatrix.audit import WheelAudit, audit_wheels, check_policy_name, find_wheels, printable
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_format
 from buildmatrix.errors import UsageError
 

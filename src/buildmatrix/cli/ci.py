@@ -7,8 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from buildmatrix import ci, ui
+from buildmatrix import ci
 from buildmatrix._paths import output_file
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.expand import expand
 from buildmatrix.loader import load_matrix, select_releases

@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from buildmatrix import docs, ui
+from buildmatrix import docs
 from buildmatrix._files import write_text_atomic
 from buildmatrix._paths import expand_user, output_dir, output_file
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_out
 from buildmatrix.errors import FailedError, UsageError
 from buildmatrix.loader import load_matrix

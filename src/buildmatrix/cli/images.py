@@ -11,9 +11,9 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix import ui
 from buildmatrix._call import call, format_command
 from buildmatrix._paths import output_dir
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release, add_tls_verify
 from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
 from buildmatrix.images import (
@@ -340,14 +340,14 @@ def run(args: argparse.Namespace) -> int:
             commands = [c for step in shown for c in engine.merge_commands(step)]
             return _show_plan(args, engine, builds, commands, root)
         steps = [pin_merge_sources(step, digests, tls_verify=args.tls_verify) for step in steps]
-        results = run_merges(engine, steps, log_dir=out_dir / "logs")
+        results = run_merges(engine, steps, log_dir=out_dir / "logs", reporter=ui.SCREEN)
         return _summary(args, results)
 
     if args.dry_run:
         engine.prepare(builds)
         commands = [c for build in builds for c in engine.build_commands(build, push=args.push)]
         return _show_plan(args, engine, builds, commands, root)
-    results = run_builds(engine, builds, push=args.push, log_dir=out_dir / "logs")
+    results = run_builds(engine, builds, push=args.push, log_dir=out_dir / "logs", reporter=ui.SCREEN)
     return _summary(args, results)
 
 

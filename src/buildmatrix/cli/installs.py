@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from buildmatrix import ui
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.errors import UsageError
 

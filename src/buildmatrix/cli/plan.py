@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from buildmatrix import ci, ui
+from buildmatrix import ci
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_format, add_release
 from buildmatrix.errors import check_choice
 from buildmatrix.expand import Plan, TargetKind, WheelTarget, expand

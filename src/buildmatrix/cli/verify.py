@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from buildmatrix import ui
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_format, add_release, add_tls_verify
 from buildmatrix.loader import load_matrix, select_releases
 from buildmatrix.verify import Check, Report, VerifyOptions, verify

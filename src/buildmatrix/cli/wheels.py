@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from buildmatrix import ui
 from buildmatrix._call import format_command
 from buildmatrix._paths import output_dir
+from buildmatrix.cli import ui
 from buildmatrix.cli.options import add_dry_run, add_format, add_out, add_release
 from buildmatrix.errors import UsageError
 from buildmatrix.loader import load_matrix, select_releases
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         force=args.force,
     )
-    report = run_wheels(request)
+    report = run_wheels(request, ui.SCREEN)
     if args.format == "json":
         ui.emit_json(report.to_json())
     elif report.dry_run:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from buildmatrix import ui
 from buildmatrix._call import call, which
 from buildmatrix.errors import BuildMatrixError, CommandFailedError, ToolMissingError, UsageError
 from buildmatrix.images.bake import BuildxEngine
 from buildmatrix.images.buildah import BuildahEngine
 from buildmatrix.images.plan import ImageBuild, MergeStep, merge_name
+from buildmatrix.progress import SILENT, Reporter
 
 __all__ = ["ENGINES", "Engine", "Result", "Status", "run_builds", "run_merges", "select_engine"]
 
@@ -151,11 +151,18 @@ def _short(error: BuildMatrixError) -> str:
     return error.message.splitlines()[0]
 
 
-def run_builds(engine: Engine, builds: Sequence[ImageBuild], *, push: bool, log_dir: Path) -> list[Result]:
+def run_builds(
+    engine: Engine,
+    builds: Sequence[ImageBuild],
+    *,
+    push: bool,
+    log_dir: Path,
+    reporter: Reporter = SILENT,
+) -> list[Result]:
     """Build every image; a failure is recorded and the others still run."""
     engine.prepare(builds)
     results: list[Result] = []
-    with ui.progress("images", len(builds)) as tracker:
+    with reporter.steps("images", len(builds)) as tracker:
         for build in builds:
             log_path = log_dir / f"{build.name}.log"
             tracker.note(f"building {build.name} ({', '.join(build.platforms)}) -> {log_path}")
@@ -171,9 +178,11 @@ def run_builds(engine: Engine, builds: Sequence[ImageBuild], *, push: bool, log_
     return results
 
 
-def run_merges(engine: Engine, steps: Sequence[MergeStep], *, log_dir: Path) -> list[Result]:
+def run_merges(
+    engine: Engine, steps: Sequence[MergeStep], *, log_dir: Path, reporter: Reporter = SILENT
+) -> list[Result]:
     results: list[Result] = []
-    with ui.progress("manifest lists", len(steps)) as tracker:
+    with reporter.steps("manifest lists", len(steps)) as tracker:
         for step in steps:
             name = merge_name(step)
             log_path = log_dir / f"{name}.log"

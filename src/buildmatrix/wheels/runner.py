@@ -22,10 +22,11 @@ from typing import IO, Any
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
-from buildmatrix import __version__, _call, ui
+from buildmatrix import __version__, _call
 from buildmatrix.errors import BuildMatrixError, UsageError, check_choice
 from buildmatrix.expand import TargetKind, WheelTarget, expand
 from buildmatrix.model import Matrix, Release, WheelKind, WheelPackage
+from buildmatrix.progress import SILENT, Reporter, Steps
 from buildmatrix.wheels.buildinfo import BUILD_FILE, BuildInfo, build_info, metadata_problems
 from buildmatrix.wheels.cibw import CibuildwheelBackend
 from buildmatrix.wheels.host import Host
@@ -287,7 +288,7 @@ def run_record(
 # -- running ---------------------------------------------------------------------------------
 
 
-def run_wheels(request: WheelsRequest) -> Report:
+def run_wheels(request: WheelsRequest, reporter: Reporter = SILENT) -> Report:
     targets = select_targets(request)
     host = Host()
     backend, note = _backend(request, host)
@@ -298,12 +299,12 @@ def run_wheels(request: WheelsRequest) -> Report:
         results = [result for item in planned for result in run.dry_run(item)]
     else:
         if note:  # before the builds it explains
-            ui.stderr.print(f"note: {note}", markup=False, soft_wrap=True)
+            reporter.note(f"note: {note}")
         with (
-            run.out.locked(on_wait=lambda message: ui.stderr.print(message, markup=False)),
+            run.out.locked(on_wait=reporter.note),
             run.out.work_folder() as work,
             _call.echo_alias(work, "$WORK"),
-            ui.progress("wheels", len(targets)) as bar,
+            reporter.steps("wheels", len(targets)) as bar,
         ):
             bar.note(f"$WORK is {work} (removed at the end of the run)")
             planned = plan_jobs(backend, targets, work)
@@ -417,7 +418,7 @@ class _Run:
                     info=self.info_of(item),
                 )
 
-    def execute(self, item: Job | Unbuildable, backend: str, bar: ui.Progress) -> Iterator[TargetResult]:
+    def execute(self, item: Job | Unbuildable, backend: str, bar: Steps) -> Iterator[TargetResult]:
         if isinstance(item, Unbuildable):
             yield TargetResult(
                 target=item.target, status=Status.UNBUILDABLE, backend=backend, message=item.reason
@@ -443,7 +444,7 @@ class _Run:
             job = _narrowed(job, todo)
         yield from self._build_and_gate(job, todo, bar)
 
-    def _build_and_gate(self, job: Job, todo: list[WheelTarget], bar: ui.Progress) -> Iterator[TargetResult]:
+    def _build_and_gate(self, job: Job, todo: list[WheelTarget], bar: Steps) -> Iterator[TargetResult]:
         log_path = self.out.log_path(job.slug)
         bar.note(f"building {', '.join(t.id for t in todo)} ({job.backend}); log: {log_path}")
         started = time.monotonic()

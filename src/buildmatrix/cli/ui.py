@@ -3,6 +3,7 @@
 Human output goes to stderr so stdout stays clean for ``--format json`` and
 ``--format github``. Progress is a live display only on an interactive
 terminal outside CI; elsewhere it is plain lines that read well in a log.
+``SCREEN`` renders the library's ``buildmatrix.progress.Reporter`` calls this way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -19,7 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["emit_json", "interactive", "progress", "stderr", "stdout", "table"]
+__all__ = ["SCREEN", "Screen", "emit_json", "interactive", "progress", "stderr", "stdout", "table"]
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False)
@@ -122,3 +123,20 @@ def progress(description: str, total: int) -> Iterator[Progress]:
         tracker._rich = bar
         tracker._task = bar.add_task(description, total=total)
         yield tracker
+
+
+class Screen:
+    """The library's reporter (``buildmatrix.progress.Reporter``) on stderr."""
+
+    def note(self, message: str) -> None:
+        stderr.print(message, markup=False, soft_wrap=True)
+
+    def command(self, shown: str) -> None:
+        # A plain print: under a live bar rich redirects stderr above it.
+        print("+ " + shown, file=sys.stderr, flush=True)
+
+    def steps(self, description: str, total: int) -> AbstractContextManager[Progress]:
+        return progress(description, total)
+
+
+SCREEN = Screen()
