@@ -1,7 +1,9 @@
 """Install a framework image's pins exactly, prove it, and record them (runs inside the image).
 
-Called by containers/Dockerfile with every pin as a build argument. It stops at
-once, before installing anything, when a pin is missing; installs every pin with
+Called by containers/Dockerfile with the pins in one build argument, PINS: one
+``name[extras]==version`` per pin, separated by spaces. It stops at once, before
+installing anything, when PINS is empty or an entry is not exactly that (no
+version, not a version, a second pin of the same name); installs every pin with
 ``==`` (plus the toolkit's own wheels when the wheelhouse has them) in one pip
 resolve; then reads back what pip installed and fails unless each pinned
 distribution is installed at exactly its pin. Last it writes
@@ -21,15 +23,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
-from pip._vendor.packaging.requirements import Requirement
+from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 from pip._vendor.packaging.utils import canonicalize_name
 from pip._vendor.packaging.version import InvalidVersion, Version
 
 PINS_FILE = Path("/opt/buildmatrix/pins.json")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"install_pins: error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -41,12 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cuda", required=True)
     parser.add_argument("--python", required=True)
     parser.add_argument(
-        "--pin",
-        nargs=4,
-        action="append",
-        default=[],
-        metavar=("ARG", "NAME", "VERSION", "EXTRAS"),
-        help="a pinned distribution: the build arg that carried it, name, version, extras",
+        "--pins", default="", help="the PINS build arg: space-separated NAME[EXTRAS]==VERSION"
     )
     parser.add_argument("--toolkit", default="", help="space-separated NAME==VERSION")
     parser.add_argument("--index-url", default="")
@@ -55,28 +53,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_pins(text: str, framework: str) -> tuple[dict[str, Version], list[str]]:
+    """The PINS build arg: each entry exactly ``name[extras]==version``, one per name."""
+    hint = f"the pins come from matrix.toml (run `buildmatrix images {framework} --dry-run` to see them)"
+    if not text.split():
+        fail(f"build arg PINS is missing or empty: {hint}")
+    pins: dict[str, Version] = {}
+    requirements: list[str] = []
+    for entry in text.split():
+        try:
+            requirement = Requirement(entry)
+        except InvalidRequirement as error:
+            fail(f"build arg PINS: pin {entry!r} is not NAME[EXTRAS]==VERSION ({error}): {hint}")
+        specifiers = list(requirement.specifier)
+        if not specifiers and not requirement.url:
+            fail(f"build arg PINS: pin {entry!r} has no ==VERSION: {hint}")
+        if requirement.url or requirement.marker:
+            fail(f"build arg PINS: pin {entry!r} is not exactly NAME[EXTRAS]==VERSION")
+        if len(specifiers) != 1 or specifiers[0].operator != "==":
+            fail(f"build arg PINS: pin {entry!r} is not exactly ==VERSION")
+        try:
+            version = Version(specifiers[0].version)
+        except InvalidVersion:
+            fail(f"build arg PINS: pin {entry!r}: {specifiers[0].version!r} is not a version")
+        name = canonicalize_name(requirement.name)
+        if name in pins:
+            fail(f"build arg PINS: pin {entry!r}: {name} is pinned twice")
+        pins[name] = version
+        requirements.append(str(requirement))
+    return pins, requirements
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    for name in ("release", "framework", "cuda", "python"):
+    carriers = {"release": "RELEASE", "framework": "FRAMEWORK", "cuda": "BUILDMATRIX_CUDA", "python": "PYTHON_VERSION"}
+    for name, build_arg in carriers.items():
         if not getattr(args, name):
-            fail(f"--{name} is empty: a build arg is missing (buildmatrix images passes it)")
+            fail(f"build arg {build_arg} is missing (--{name} is empty): buildmatrix images passes it")
     running = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if running != args.python:
         fail(f"the image's Python is {running}, the matrix pins {args.python}")
-    pins: dict[str, Version] = {}
-    requirements: list[str] = []
-    for build_arg, name, version, extras in args.pin:
-        if not version:
-            fail(
-                f"build arg {build_arg} is missing: the {name} pin comes from matrix.toml "
-                f"(run `buildmatrix images {args.framework} --dry-run` to see it)"
-            )
-        try:
-            pins[canonicalize_name(name)] = Version(version)
-        except InvalidVersion:
-            fail(f"build arg {build_arg}={version!r} is not a version")
-        extra = f"[{extras}]" if extras else ""
-        requirements.append(f"{name}{extra}=={version}")
+    pins, requirements = parse_pins(args.pins, args.framework)
     toolkit = [Requirement(text) for text in args.toolkit.split()]
     requirements += [str(requirement) for requirement in toolkit]
 

@@ -84,9 +84,10 @@ def test_rules_exclude_and_say_which_rule(tmp_path: Path) -> None:
     # Widen kvbm and the trtllm image to Python 3.11: both rules must now exclude targets.
     text = (Path(__file__).parent.parent / "matrix.toml").read_text()
     text = text.replace('python = ["3.12"]\narch', 'python = ["3.11", "3.12"]\narch')
-    text = text.replace(
-        'target = "trtllm-runtime"\npython = "3.12"', 'target = "trtllm-runtime"\npython = "3.11"'
+    trtllm_image = (
+        'name = "tensorrtllm-runtime"\ndockerfile = "containers/Dockerfile"\ntarget = "framework-runtime"\n'
     )
+    text = text.replace(trtllm_image + 'python = "3.12"', trtllm_image + 'python = "3.11"')
     matrix = parse_matrix(text, tmp_path / "matrix.toml")
     plan = expand(matrix, releases=matrix.releases[:1])
     reasons = {(e.target.id, e.rule.id) for e in plan.excluded}

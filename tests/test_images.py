@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,16 @@ def test_plan_carries_every_pin_of_the_release(real_matrix: Matrix) -> None:
                 "nixl": str(release.pins[canonicalize_name("nixl")]),
             }
             assert build.pins == expected
-            for name, version in expected.items():
-                assert build.args[f"PIN_{name.upper().replace('-', '_')}"] == version
+            entries = build.args["PINS"].split()
+            assert [entry.split("[")[0].split("==")[0] for entry in entries] == list(expected)
+            for entry, (name, version) in zip(entries, expected.items(), strict=True):
+                assert entry.endswith(f"=={version}")
                 assert build.labels[f"org.buildmatrix.pin.{name}"] == version
+            assert build.args["FRAMEWORK"] == build.framework
+            assert build.target == "framework-runtime"
             cuda = release.cuda[build.framework]
             assert build.args["BUILDMATRIX_CUDA"] == str(cuda)
             assert build.args["BASE_IMAGE"] == real_matrix.cuda_base_images[str(cuda)]
-            assert build.args["RELEASE_VERSION"] == str(release.version)
             assert build.labels["org.opencontainers.image.version"] == str(release.version)
             assert build.labels["org.buildmatrix.release"] == release.name
             assert build.labels["org.buildmatrix.framework"] == build.framework
@@ -98,13 +102,10 @@ def test_plan_of_v0_7_1(real_matrix: Matrix) -> None:
     vllm, sglang, trtllm = plan_images(
         real_matrix, [release], resolve_frameworks(real_matrix, ["all"]), FIXED
     )
-    assert vllm.args["PIN_VLLM"] == "0.11.0"
-    assert vllm.args["EXTRAS_VLLM"] == "flashinfer"
-    assert vllm.args["PIN_NIXL"] == "0.7.1"
-    assert vllm.args["EXTRAS_NIXL"] == "cu12"
-    assert sglang.args["EXTRAS_SGLANG"] == ""
-    assert trtllm.args["PIN_TENSORRT_LLM"] == "1.2.0rc3"
-    assert trtllm.args["EXTRAS_NIXL"] == "cu13"
+    assert vllm.args["PINS"] == "vllm[flashinfer]==0.11.0 nixl[cu12]==0.7.1"
+    assert sglang.args["PINS"] == "sglang==0.5.3.post4 nixl[cu12]==0.7.1"
+    assert trtllm.args["PINS"] == "tensorrt-llm==1.2.0rc3 nixl[cu13]==0.7.1"
+    assert trtllm.args["FRAMEWORK"] == "trtllm"
     assert trtllm.tags == ("localhost/dynamo/tensorrtllm-runtime:v0.7.1-cuda13",)
     assert trtllm.args["BASE_IMAGE"] == "nvcr.io/nvidia/cuda:13.0.0-runtime-ubuntu24.04"
     assert vllm.labels["org.opencontainers.image.created"] == "2026-01-02T03:04:05Z"
@@ -143,7 +144,7 @@ def test_bake_target_shape(real_matrix: Matrix, tmp_path: Path) -> None:
     target = bake_definition([build], real_matrix.root)["target"][build.name]
     assert target["context"] == "containers"
     assert target["dockerfile"] == "Dockerfile"
-    assert target["target"] == "vllm-runtime"
+    assert target["target"] == "framework-runtime"
     assert target["cache-from"] == [
         "type=registry,ref=reg.example.com/cache:vllm-cuda12-amd64-arm64",
         "type=registry,ref=reg.example.com/cache:vllm-cuda12-amd64",
@@ -208,7 +209,8 @@ def test_buildah_commands(real_matrix: Matrix) -> None:
     assert build_cmd[build_cmd.index("--platform") + 1] == "linux/amd64,linux/arm64"
     assert build_cmd[build_cmd.index("--manifest") + 1] == build.tags[0]
     assert "--build-arg" in build_cmd
-    assert "PIN_VLLM=0.12.0" in build_cmd
+    assert "PINS=vllm[flashinfer]==0.12.0 nixl[cu12]==0.8.0" in build_cmd
+    assert "FRAMEWORK=vllm" in build_cmd
     assert "org.buildmatrix.pin.nixl=0.8.0" in build_cmd
     # The default prefix is localhost/...: a local registry, spoken to over plain HTTP.
     assert push_cmd == [
@@ -230,17 +232,15 @@ def test_toolkit_wheels_from_the_wheelhouse(real_matrix: Matrix, tmp_path: Path)
 
 def test_stage_args_reads_the_real_dockerfile() -> None:
     text = DOCKERFILE.read_text()
-    vllm = stage_args(text, "vllm-runtime")
-    assert vllm is not None
-    assert vllm[0] == "BASE_IMAGE"
-    assert {"PYTHON_VERSION", "BUILDMATRIX_CUDA", "RELEASE", "RELEASE_VERSION"} <= set(vllm)
-    assert {a for a in vllm if a.startswith("PIN_")} == {"PIN_VLLM", "PIN_NIXL"}
-    assert "TARGETARCH" not in vllm
-    assert "EXTRAS_VLLM" not in vllm
-    trtllm = stage_args(text, "trtllm-runtime")
-    assert trtllm is not None
-    assert "PIN_TENSORRT_LLM" in trtllm
+    declared = stage_args(text, "framework-runtime")
+    assert declared is not None
+    required = [name for name, needed in declared.items() if needed]
+    assert required[0] == "BASE_IMAGE"
+    assert {"PYTHON_VERSION", "BUILDMATRIX_CUDA", "RELEASE", "FRAMEWORK", "PINS"} <= set(required)
+    assert declared["TARGETARCH"] is False  # set by the builder
+    assert {"TOOLKIT_REQUIREMENTS", "INDEX_URL", "NO_INDEX"} <= set(declared) - set(required)
     assert stage_args(text, "nope") is None
+    assert stage_args(text, "vllm-runtime") is None  # one generic stage, no copy per framework
 
 
 def test_dockerfile_has_no_version_defaults_and_no_global_targetarch() -> None:
@@ -255,7 +255,7 @@ def test_dockerfile_has_no_version_defaults_and_no_global_targetarch() -> None:
     assert not any("TARGETARCH" in d for global_, d in declared if not global_)
     for _, declaration in declared:
         name, _, default = declaration.partition("=")
-        if name.startswith(("PIN_", "PYTHON", "BUILDMATRIX_CUDA", "RELEASE", "BASE_IMAGE")):
+        if name.startswith(("PINS", "FRAMEWORK", "PYTHON", "BUILDMATRIX_CUDA", "RELEASE", "BASE_IMAGE")):
             assert "=" not in declaration, f"{name} must not have a default"
         else:
             assert default in ("", '""'), f"{name} has a default {default}"
@@ -279,7 +279,7 @@ def test_dry_run_json_shows_two_platforms_and_the_pins(cli: Cli, tmp_path: Path)
     (image,) = data["images"]
     assert image["platforms"] == ["linux/amd64", "linux/arm64"]
     assert image["pins"] == {"vllm": "0.11.0", "nixl": "0.7.1"}
-    assert image["args"]["PIN_VLLM"] == "0.11.0"
+    assert image["args"]["PINS"] == "vllm[flashinfer]==0.11.0 nixl[cu12]==0.7.1"
     assert image["labels"]["org.buildmatrix.pin.nixl"] == "0.7.1"
     bake = json.loads((tmp_path / "docker-bake.json").read_text())
     assert bake["target"]["vllm-v0_7_1-cuda12"]["args"] == image["args"]
@@ -351,21 +351,103 @@ def test_missing_pin_in_the_dockerfile_is_exit_2(cli: Cli, tmp_path: Path) -> No
     matrix = copy_matrix(tmp_path)
     dockerfile = tmp_path / "containers" / "Dockerfile"
     text = dockerfile.read_text()
-    dockerfile.write_text(text.replace("ARG PIN_VLLM\n", "ARG PIN_VLLM\nARG PIN_UCX\n", 1))
+    dockerfile.write_text(text.replace("ARG PINS\n", "ARG PINS\nARG PIN_UCX\n", 1))
     result = cli("images", "vllm", "--matrix", matrix, "--dry-run", "--engine", "buildah")
     assert result.code == 2
     assert "PIN_UCX" in result.err
-    assert "release main has no pin for ucx" in result.err
+    assert "the plan for release main does not compute them" in result.err
 
 
 def test_pin_the_dockerfile_ignores_is_exit_2(cli: Cli, tmp_path: Path) -> None:
     matrix = copy_matrix(tmp_path)
     dockerfile = tmp_path / "containers" / "Dockerfile"
     text = dockerfile.read_text()
-    dockerfile.write_text(text.replace("ARG PIN_NIXL\n", "", 1))  # the vllm stage's
+    dockerfile.write_text(text.replace("ARG PINS\n", "", 1))
     result = cli("images", "vllm", "--matrix", matrix, "--dry-run", "--engine", "buildah")
     assert result.code == 2
-    assert "PIN_NIXL" in result.err
+    assert "declares no ARG PINS" in result.err
+
+
+def _with_a_fourth_framework(text: str) -> str:
+    """matrix.toml plus a `mocker` framework with its image: matrix edits only."""
+    framework = (
+        '[framework.mocker]\ndisplay = "Mocker"\ndistribution = "mocker"\nextra = "mocker"\n'
+        'requires = ["mocker[fast]=={mocker}", "nixl[cu12]<={nixl}"]\n\n'
+    )
+    image = (
+        '\n[image.mocker]\nname = "mocker-runtime"\ndockerfile = "containers/Dockerfile"\n'
+        'target = "framework-runtime"\npython = "3.12"\nos = "ubuntu-24.04"\narch = ["x86_64"]\n'
+    )
+    edited = text.replace("[framework.vllm]\n", framework + "[framework.vllm]\n", 1)
+    dependency = '[dependency.mocker]\ndisplay = "Mocker"\n\n'
+    edited = edited.replace("[dependency.nixl]\n", dependency + "[dependency.nixl]\n", 1)
+    edited = edited.replace("pins = { sglang = ", 'pins = { mocker = "1.0.0", sglang = ')
+    edited = edited.replace('cuda = { sglang = "12.8",', 'cuda = { mocker = "12.8", sglang = "12.8",', 1)
+    last_image = 'arch = ["x86_64", "aarch64"]\n'
+    edited = edited.replace(last_image + "\n# ---", last_image + image + "\n# ---", 1)
+    assert edited.count('pins = { mocker = "1.0.0"') == text.count("pins = { sglang = ") == 5
+    assert "[image.mocker]" in edited, "matrix.toml's layout changed"
+    assert 'cuda = { mocker = "12.8"' in edited, "matrix.toml's layout changed"
+    return edited
+
+
+def test_a_new_framework_needs_no_dockerfile_edit(cli: Cli, tmp_path: Path) -> None:
+    matrix = copy_matrix(tmp_path, _with_a_fourth_framework)
+    assert (tmp_path / "containers" / "Dockerfile").read_bytes() == DOCKERFILE.read_bytes()
+    data = dry_run_json(cli, "all", "--matrix", matrix, "--engine", "buildah", "--out", tmp_path / "out")
+    mocker = next(i for i in data["images"] if i["framework"] == "mocker")
+    assert [i["framework"] for i in data["images"]] == ["vllm", "sglang", "trtllm", "mocker"]
+    assert mocker["target"] == "framework-runtime"
+    assert mocker["pins"] == {"mocker": "1.0.0", "nixl": "0.8.0"}
+    assert mocker["args"]["FRAMEWORK"] == "mocker"
+    assert mocker["args"]["PINS"] == "mocker[fast]==1.0.0 nixl[cu12]==0.8.0"
+    assert mocker["labels"]["org.buildmatrix.pin.mocker"] == "1.0.0"
+    assert mocker["tags"] == ["localhost/dynamo/mocker-runtime:main-cuda12"]
+    assert any("--target framework-runtime" in c and "FRAMEWORK=mocker" in c for c in data["commands"])
+
+
+@pytest.mark.parametrize(
+    ("pins", "message"),
+    [
+        ("", "build arg PINS is missing or empty"),
+        ("vllm[flashinfer]==0.12.0 nixl[cu12]==", "pin 'nixl[cu12]==' is not NAME[EXTRAS]==VERSION"),
+        ("vllm[flashinfer]==0.12.0 nixl", "pin 'nixl' has no ==VERSION"),
+        ("vllm==0.12.0 nixl>=0.8", "pin 'nixl>=0.8' is not exactly ==VERSION"),
+        ("vllm==0.12.0 nixl==0.8.*", "pin 'nixl==0.8.*': '0.8.*' is not a version"),
+        ("vllm==0.12.0 nixl==0.8.0;python_version>'3'", "is not exactly NAME[EXTRAS]==VERSION"),
+        ("vllm==0.12.0 Vllm==0.11.0", "vllm is pinned twice"),
+        ("vllm==0.12.0;rm$IFS-rf$IFS/", "is not NAME[EXTRAS]==VERSION"),
+    ],
+)
+def test_install_pins_stops_before_pip_naming_the_pin(pins: str, message: str, tmp_path: Path) -> None:
+    """The stage's first step (install_pins.py) refuses a missing, empty or malformed pin
+    before pip or any index is touched; the container test shows it inside a real build."""
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    result = subprocess.run(
+        [
+            sys.executable, str(DOCKERFILE.parent / "install_pins.py"),
+            "--release", "main", "--framework", "vllm", "--cuda", "12.8", "--python", running,
+            "--pins", pins, "--no-index", "1", "--find-links", str(tmp_path),
+        ],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "pip install" not in result.stdout + result.stderr
+
+
+def test_install_pins_names_a_missing_framework_arg(tmp_path: Path) -> None:
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    result = subprocess.run(
+        [
+            sys.executable, str(DOCKERFILE.parent / "install_pins.py"),
+            "--release", "main", "--framework", "", "--cuda", "12.8", "--python", running,
+            "--pins", "vllm==0.12.0",
+        ],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "build arg FRAMEWORK is missing" in result.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -487,21 +569,21 @@ def test_real_buildah_build_carries_the_matrix_pins(cli: Cli, base_image: str, t
 @pytest.mark.container
 @pytest.mark.slow
 def test_real_build_stops_at_once_without_a_pin(base_image: str, tmp_path: Path) -> None:
-    """Built by hand without PIN_NIXL, the Dockerfile fails before pip runs, naming the arg."""
+    """Built by hand with NIXL's pin empty, the Dockerfile fails before pip runs, naming it."""
     result = subprocess.run(
         [
-            "buildah", "build", "--file", str(DOCKERFILE), "--target", "vllm-runtime",
+            "buildah", "build", "--file", str(DOCKERFILE), "--target", "framework-runtime",
             "--platform", "linux/amd64", "--build-arg", f"BASE_IMAGE={base_image}",
             "--build-arg", "PYTHON_VERSION=3.11", "--build-arg", "BUILDMATRIX_CUDA=12.8",
-            "--build-arg", "RELEASE=main", "--build-arg", "RELEASE_VERSION=0.8.0.dev0",
-            "--build-arg", "PIN_VLLM=0.12.0", "--build-arg", "NO_INDEX=1",
+            "--build-arg", "RELEASE=main", "--build-arg", "FRAMEWORK=vllm",
+            "--build-arg", "PINS=vllm[flashinfer]==0.12.0 nixl[cu12]==", "--build-arg", "NO_INDEX=1",
             str(DOCKERFILE.parent),
         ],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "build arg PIN_NIXL is missing" in output
+    assert "build arg PINS: pin 'nixl[cu12]=='" in output
     assert "Successfully installed" not in output
     assert "Looking in links" not in output
 
@@ -511,7 +593,7 @@ def test_real_build_stops_at_once_without_a_pin(base_image: str, tmp_path: Path)
 def test_real_build_without_base_image_names_the_arg(base_image: str) -> None:
     result = subprocess.run(
         [
-            "buildah", "build", "--file", str(DOCKERFILE), "--target", "vllm-runtime",
+            "buildah", "build", "--file", str(DOCKERFILE), "--target", "framework-runtime",
             "--build-arg", "PYTHON_VERSION=3.11", str(DOCKERFILE.parent),
         ],
         capture_output=True, text=True, check=False,

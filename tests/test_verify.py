@@ -746,12 +746,7 @@ def _planned(**changes: Any) -> FakeBuild:
         "name": "vllm-v0_7_1-cuda12",
         "release": "v0.7.1",
         "framework": "vllm",
-        "args": {
-            "PIN_VLLM": "0.11.0",
-            "EXTRAS_VLLM": "flashinfer",
-            "PIN_NIXL": "0.7.1",
-            "EXTRAS_NIXL": "cu12",
-        },
+        "args": {"FRAMEWORK": "vllm", "PINS": "vllm[flashinfer]==0.11.0 nixl[cu12]==0.7.1"},
         "labels": GOOD_LABELS,
         "pins": {"vllm": "0.11.0", "nixl": "0.7.1"},
     }
@@ -761,10 +756,10 @@ def _planned(**changes: Any) -> FakeBuild:
 
 def test_image_plan_carries_the_pins(matrix: Matrix) -> None:
     checks = check_image_plan(matrix, builds=[_planned()])
-    assert len(checks) == 2 * 3 + 2 + 2  # pins x (plan, arg, label), extras, labels
+    assert len(checks) == 2 * 3 + 2 + 2 + 1  # pins x (plan, arg, label), extras, labels, FRAMEWORK arg
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     wrong = _planned(
-        args={"PIN_VLLM": "0.10.2", "EXTRAS_VLLM": "", "PIN_NIXL": "0.7.1", "EXTRAS_NIXL": "cu13"},
+        args={"FRAMEWORK": "vllm", "PINS": "vllm==0.10.2 nixl[cu13]==0.7.1"},
         labels={**GOOD_LABELS, "org.buildmatrix.release": "v0.7.0"},
     )
     failed = [
@@ -773,11 +768,32 @@ def test_image_plan_carries_the_pins(matrix: Matrix) -> None:
         if not c.ok
     ]
     assert failed == [
-        ("vllm", "build arg PIN_*", "0.10.2"),
-        ("vllm", "build arg EXTRAS_*", "(no extras)"),
-        ("nixl", "build arg EXTRAS_*", "cu13"),
+        ("vllm", "build arg PINS", "0.10.2"),
+        ("vllm", "build arg PINS extras", "(no extras)"),
+        ("nixl", "build arg PINS extras", "cu13"),
         ("org.buildmatrix.release", "label", "v0.7.0"),
     ]
+    # A hand-edited PINS (a pin dropped, one loosened, one twice) or FRAMEWORK is caught too.
+    for args, name, found in [
+        ({"FRAMEWORK": "vllm", "PINS": "vllm[flashinfer]==0.11.0"}, "nixl", "(missing)"),
+        (
+            {"FRAMEWORK": "vllm", "PINS": "vllm[flashinfer]>=0.11.0 nixl[cu12]==0.7.1"},
+            "vllm",
+            "vllm[flashinfer]>=0.11.0",
+        ),
+        (
+            {"FRAMEWORK": "vllm", "PINS": "vllm[flashinfer]==0.11.0 nixl[cu12]==0.7.1 nixl[cu12]==0.8.0"},
+            "nixl",
+            "0.7.1 and 0.8.0",
+        ),
+        (
+            {"FRAMEWORK": "sglang", "PINS": "vllm[flashinfer]==0.11.0 nixl[cu12]==0.7.1"},
+            "FRAMEWORK",
+            "sglang",
+        ),
+    ]:
+        [bad] = [c for c in check_image_plan(matrix, builds=[_planned(args=args)]) if not c.ok]
+        assert (bad.name, bad.found) == (name, found)
     [unknown] = check_image_plan(matrix, builds=[_planned(release="v9.9")])
     assert not unknown.ok
 

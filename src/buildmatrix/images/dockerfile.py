@@ -1,8 +1,8 @@
-"""Just enough Dockerfile reading to know which build args a target stage requires.
+"""Just enough Dockerfile reading to know which build args a target stage declares.
 
-The plan compares them with the args it computes from the matrix, so a pin the
-Dockerfile needs but the matrix lacks (or the reverse) is an error before any
-build starts, naming both files.
+The plan compares them with the args it computes from the matrix, so an arg the
+stage requires but the plan does not pass (or the reverse: a pin the stage
+would not receive) is an error before any build starts, naming the file.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ AUTOMATIC_ARGS = frozenset(
 @dataclass
 class _Stage:
     base: str
-    args: list[str] = field(default_factory=list)  # declared without a default
+    args: dict[str, bool] = field(default_factory=dict)  # name -> required (no default)
 
 
 def _instructions(text: str) -> list[tuple[str, str]]:
@@ -53,15 +53,11 @@ def _instructions(text: str) -> list[tuple[str, str]]:
     return instructions
 
 
-def _required_arg(declaration: str) -> str | None:
-    name, eq, _default = declaration.partition("=")
-    return None if eq or name in AUTOMATIC_ARGS else name
-
-
-def stage_args(text: str, target: str) -> list[str] | None:
-    """Args without a default that building ``target`` needs (its stage, the stages it is
-    ``FROM``, and global args), in order; ``None`` when there is no such stage."""
-    global_args: list[str] = []
+def stage_args(text: str, target: str) -> dict[str, bool] | None:
+    """The args building ``target`` declares (its stage, the stages it is ``FROM``, and the
+    global args a ``FROM`` uses), in order, each mapped to whether it is required (no default
+    and not set by the builder); ``None`` when there is no such stage."""
+    global_args: dict[str, bool] = {}
     stages: dict[str, _Stage] = {}
     current: _Stage | None = None
     for keyword, rest in _instructions(text):
@@ -75,24 +71,22 @@ def stage_args(text: str, target: str) -> list[str] | None:
                 stages[words[2]] = current
         elif keyword == "ARG":
             for declaration in rest.split():
-                name = _required_arg(declaration)
-                if name is None:
-                    continue
-                (global_args if current is None else current.args).append(name)
+                name, eq, _default = declaration.partition("=")
+                required = not eq and name not in AUTOMATIC_ARGS
+                (global_args if current is None else current.args)[name] = required
     if target not in stages:
         return None
-    required: list[str] = []
     chain: list[_Stage] = []
     stage: _Stage | None = stages[target]
     while stage is not None and stage not in chain:
         chain.append(stage)
         stage = stages.get(stage.base)
+    declared = {
+        name: required
+        for name, required in global_args.items()
+        if any(f"${{{name}}}" in s.base or f"${name}" in s.base for s in chain)
+    }
     for stage in reversed(chain):
-        for name in stage.args:
-            if name not in required:
-                required.append(name)
-    # A global arg is needed when a stage's FROM uses it.
-    used_globals = [
-        name for name in global_args if any(f"${{{name}}}" in s.base or f"${name}" in s.base for s in chain)
-    ]
-    return used_globals + [name for name in required if name not in used_globals]
+        for name, required in stage.args.items():
+            declared[name] = declared.get(name, False) or required
+    return declared

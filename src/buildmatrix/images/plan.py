@@ -220,7 +220,6 @@ def _plan_one(
         "PYTHON_VERSION": spec.python,
         "BUILDMATRIX_CUDA": str(cuda),
         "RELEASE": release.name,
-        "RELEASE_VERSION": str(release.version),
     }
     _add_pin_args(matrix, release, framework, pins, args)
     contexts = _add_source_args(matrix, release, options, args)
@@ -272,8 +271,10 @@ def _add_pin_args(
     pins: Mapping[NormalizedName, Version],
     args: dict[str, str],
 ) -> None:
-    """PIN_<NAME> and EXTRAS_<NAME> for every pin, each allowed by the framework's requirement."""
+    """FRAMEWORK, and PINS: ``name[extras]==version`` per pin, each allowed by the framework's
+    requirement (the generic Dockerfile stage installs exactly these)."""
     requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
+    entries = []
     for name, version in pins.items():
         requirement = requirements.get(name)
         if requirement is not None and not requirement.specifier.contains(version, prereleases=True):
@@ -282,10 +283,10 @@ def _add_pin_args(
                 f"{framework.name} requirement {requirement} does not allow"
             )
             raise UsageError(msg)
-        key = _arg_key(name)
-        args[f"PIN_{key}"] = str(version)
         extras = sorted(requirement.extras) if requirement is not None else []
-        args[f"EXTRAS_{key}"] = ",".join(extras)
+        entries.append(f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}")
+    args["FRAMEWORK"] = framework.name
+    args["PINS"] = " ".join(entries)
 
 
 def _add_source_args(
@@ -351,10 +352,6 @@ def _cache_refs(
     return cache_from, cache_to
 
 
-def _arg_key(name: str) -> str:
-    return name.upper().replace("-", "_").replace(".", "_")
-
-
 def _split(build: ImageBuild, options: ImageOptions) -> list[ImageBuild]:
     """One build per platform, tagged ``<tag>-<arch>``, with that platform's cache."""
     parts = []
@@ -410,7 +407,8 @@ def _toolkit_requirements(matrix: Matrix, release: Release, wheelhouse: Path) ->
 def _check_against_dockerfile(
     matrix: Matrix, release: Release, spec: ImageSpec, args: Mapping[str, str]
 ) -> None:
-    """The target stage's required args are exactly what the plan passes (missing pin: exit 2)."""
+    """The target stage declares every arg the plan passes, and the plan passes every arg
+    the stage requires (else exit 2 before any build)."""
     if not spec.dockerfile.is_file():
         msg = f"{matrix.path}: [image.{spec.framework}] dockerfile {spec.dockerfile} does not exist"
         raise UsageError(msg)
@@ -418,31 +416,24 @@ def _check_against_dockerfile(
 
     text = read_regular_text(spec.dockerfile, f"[image.{spec.framework}] dockerfile")
     try:
-        required = stage_args(text, spec.target)
+        declared = stage_args(text, spec.target)
     except ValueError as error:
         msg = f"{spec.dockerfile}: malformed Dockerfile: {error}"
         raise UsageError(msg) from None
-    if required is None:
+    if declared is None:
         msg = f"{spec.dockerfile}: no stage named {spec.target!r} ([image.{spec.framework}] target)"
         raise UsageError(msg)
-    missing = [arg for arg in required if arg not in args]
+    missing = [arg for arg, required in declared.items() if required and arg not in args]
     if missing:
-        pins = [arg for arg in missing if arg.startswith("PIN_")]
-        what = (
-            f"release {release.name} has no pin for "
-            + ", ".join(arg.removeprefix("PIN_").lower().replace("_", "-") for arg in pins)
-            if pins
-            else "the plan does not compute them"
-        )
         msg = (
             f"{spec.dockerfile} stage {spec.target} needs build arg(s) {', '.join(missing)}: "
-            f"{what} (add it to the release's pins in {matrix.path})"
+            f"the plan for release {release.name} does not compute them"
         )
         raise UsageError(msg)
-    unused = [arg for arg in args if arg.startswith("PIN_") and arg not in required]
+    unused = [arg for arg in args if arg not in declared]
     if unused:
         msg = (
             f"{spec.dockerfile} stage {spec.target} declares no ARG {', '.join(unused)}: the image "
-            f"would not install a pin the matrix gives it"
+            f"would not get what the matrix gives it (e.g. its pins)"
         )
         raise UsageError(msg)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from buildmatrix.expand import image_pins
@@ -83,13 +84,33 @@ def _planned_images(matrix: Matrix, releases: Sequence[Release] | None) -> list[
     return builds
 
 
-def _suffixed(args: Mapping[str, str], prefix: str) -> dict[NormalizedName, str]:
-    """Build args ``PIN_TENSORRT_LLM`` -> {``tensorrt-llm``: value} (names canonicalized)."""
+def _suffixed(labels: Mapping[str, str], prefix: str) -> dict[NormalizedName, str]:
+    """Labels ``org.buildmatrix.pin.tensorrt-llm`` -> {``tensorrt-llm``: value} (names canonicalized)."""
     return {
         canonicalize_name(key.removeprefix(prefix)): value
-        for key, value in args.items()
+        for key, value in labels.items()
         if key.startswith(prefix)
     }
+
+
+def _pins_arg(args: Mapping[str, str]) -> tuple[dict[NormalizedName, str], dict[NormalizedName, str]]:
+    """Build arg PINS ``vllm[flashinfer]==0.12.0 nixl[cu12]==0.8.0`` -> versions and extras by
+    name. An entry that is not exactly ``name[extras]==version`` counts as found as written
+    (or missing, when it names nothing), so its check fails; so does a name pinned twice."""
+    versions: dict[NormalizedName, str] = {}
+    extras: dict[NormalizedName, str] = {}
+    for entry in args.get("PINS", "").split():
+        try:
+            requirement = Requirement(entry)
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(requirement.name)
+        specifiers = list(requirement.specifier)
+        exact = len(specifiers) == 1 and specifiers[0].operator == "=="
+        found = specifiers[0].version if exact and not (requirement.marker or requirement.url) else entry
+        versions[name] = f"{versions[name]} and {found}" if name in versions else found
+        extras[name] = ",".join(sorted(requirement.extras))
+    return versions, extras
 
 
 def check_image_plan(
@@ -131,16 +152,16 @@ def _check_build(matrix: Matrix, build: PlannedImage) -> list[Check]:
 
 
 def _pin_checks(subject: str, build: PlannedImage, framework: Framework, release: Release) -> list[Check]:
-    """Each pin the image carries, in the plan's pins, its PIN_* args and its labels; and the
-    extras of its EXTRAS_* args."""
+    """Each pin the image carries, in the plan's pins, its PINS arg and its labels; and the
+    extras of its PINS arg."""
     checks = []
     requirements = {canonicalize_name(r.name): r for r in framework.image_requirements(release.pins)}
+    arg_pins, arg_extras = _pins_arg(build.args)
     carriers = {
         "plan pins": {canonicalize_name(k): v for k, v in build.pins.items()},
-        "build arg PIN_*": _suffixed(build.args, "PIN_"),
+        "build arg PINS": arg_pins,
         "label " + LABEL_PIN_PREFIX + "*": _suffixed(build.labels, LABEL_PIN_PREFIX),
     }
-    arg_extras = _suffixed(build.args, "EXTRAS_")
     for name, version in image_pins(framework, release).items():
         for where, values in carriers.items():
             raw = values.get(name)
@@ -165,21 +186,28 @@ def _pin_checks(subject: str, build: PlannedImage, framework: Framework, release
                     expected=",".join(sorted(wanted)) or "(no extras)",
                     found=",".join(sorted(got)) or "(no extras)",
                     ok=wanted == got,
-                    detail=f"build arg EXTRAS_* ({release.name})",
+                    detail=f"build arg PINS extras ({release.name})",
                 )
             )
     return checks
 
 
 def _label_checks(subject: str, build: PlannedImage, framework: Framework, release: Release) -> list[Check]:
+    """The release and framework labels, and the FRAMEWORK arg (the generic stage writes it
+    into the image's pins file)."""
+    carriers = (
+        ("label", build.labels, LABEL_RELEASE, release.name),
+        ("label", build.labels, LABEL_FRAMEWORK, framework.name),
+        ("build arg", build.args, "FRAMEWORK", framework.name),
+    )
     return [
         Check(
             subject=subject,
-            name=label,
+            name=key,
             expected=value,
-            found=build.labels.get(label, "(missing)"),
-            ok=build.labels.get(label) == value,
-            detail=f"label ({release.name})",
+            found=values.get(key, "(missing)"),
+            ok=values.get(key) == value,
+            detail=f"{where} ({release.name})",
         )
-        for label, value in ((LABEL_RELEASE, release.name), (LABEL_FRAMEWORK, framework.name))
+        for where, values, key, value in carriers
     ]
