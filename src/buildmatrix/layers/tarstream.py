@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 __all__ = ["TarEntry", "TarStream"]
@@ -102,6 +102,18 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return records
 
 
+_META_KINDS = frozenset({b"x", b"g", b"L", b"K"})  # headers that describe the next entry
+
+
+@dataclass(slots=True)
+class _Pending:
+    """PAX records and GNU long name/link read for the next entry."""
+
+    pax: dict[str, str] = field(default_factory=dict)
+    long_name: str | None = None
+    long_link: str | None = None
+
+
 class TarStream:
     """Entries of a tar stream, in order; ``read`` returns the current entry's data."""
 
@@ -143,9 +155,7 @@ class TarStream:
         return data
 
     def __iter__(self) -> Iterator[TarEntry]:
-        pax: dict[str, str] = {}
-        long_name: str | None = None
-        long_link: str | None = None
+        pending: _Pending | None = None  # metadata headers read for the next entry
         while True:
             self._skip_to(self._next_header)
             header = self._stream.read(BLOCK)
@@ -161,21 +171,10 @@ class TarStream:
             if size < 0:
                 msg = "negative size in a tar header"
                 raise tarfile.ReadError(msg)
-            if kind in (b"x", b"g"):
-                records = _pax_records(self._meta(size))
-                if kind == b"g":
-                    self._global.update(records)
-                else:
-                    pax.update(records)
-                self._next_header = self._position
-                continue
-            if kind in (b"L", b"K"):
-                value = _text(self._meta(size))
-                if kind == b"L":
-                    long_name = value
-                else:
-                    long_link = value
-                self._next_header = self._position
+            if kind in _META_KINDS:
+                if pending is None:
+                    pending = _Pending()
+                self._read_meta(kind, size, pending)
                 continue
             name = _text(header[0:100])
             if header[257:263] == b"ustar\0":  # POSIX ustar: a prefix holds long paths
@@ -183,15 +182,9 @@ class TarStream:
                 if prefix:
                     name = f"{prefix}/{name}"
             linkname = _text(header[157:257])
-            merged = {**self._global, **pax} if self._global else pax
-            name = merged.get("path", long_name if long_name is not None else name)
-            linkname = merged.get("linkpath", long_link if long_link is not None else linkname)
-            if "size" in merged:
-                try:
-                    size = int(merged["size"])
-                except ValueError:
-                    msg = "invalid size in a PAX header"
-                    raise tarfile.ReadError(msg) from None
+            if pending is not None or self._global:
+                name, linkname, size = self._override(pending or _Pending(), name, linkname, size)
+                pending = None
             if kind == b"\0" and name.endswith("/"):
                 kind = b"5"  # an old-style directory
             if kind == b"5":
@@ -199,5 +192,30 @@ class TarStream:
             data_size = size if kind in _REGULAR or kind not in b"123456" else 0
             self._data_end = self._position + data_size
             self._next_header = self._data_end + (-data_size % BLOCK)
-            pax, long_name, long_link = {}, None, None
             yield TarEntry(name, kind, size, linkname)
+
+    def _read_meta(self, kind: bytes, size: int, pending: _Pending) -> None:
+        """Read a PAX (``x``, global ``g``) or GNU long name/link (``L``, ``K``) header's data."""
+        data = self._meta(size)
+        if kind == b"x":
+            pending.pax.update(_pax_records(data))
+        elif kind == b"g":
+            self._global.update(_pax_records(data))
+        elif kind == b"L":
+            pending.long_name = _text(data)
+        else:
+            pending.long_link = _text(data)
+        self._next_header = self._position
+
+    def _override(self, pending: _Pending, name: str, linkname: str, size: int) -> tuple[str, str, int]:
+        """The entry's name, link target and size after the PAX records and GNU long names before it."""
+        merged = {**self._global, **pending.pax} if self._global else pending.pax
+        name = merged.get("path", pending.long_name if pending.long_name is not None else name)
+        linkname = merged.get("linkpath", pending.long_link if pending.long_link is not None else linkname)
+        if "size" in merged:
+            try:
+                size = int(merged["size"])
+            except ValueError:
+                msg = "invalid size in a PAX header"
+                raise tarfile.ReadError(msg) from None
+        return name, linkname, size
