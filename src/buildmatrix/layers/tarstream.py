@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 __all__ = ["TarEntry", "TarStream"]
@@ -102,18 +102,6 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return records
 
 
-_META_KINDS = frozenset({b"x", b"g", b"L", b"K"})  # headers that describe the next entry
-
-
-@dataclass(slots=True)
-class _Pending:
-    """PAX records and GNU long name/link read for the next entry."""
-
-    pax: dict[str, str] = field(default_factory=dict)
-    long_name: str | None = None
-    long_link: str | None = None
-
-
 class TarStream:
     """Entries of a tar stream, in order; ``read`` returns the current entry's data."""
 
@@ -155,7 +143,10 @@ class TarStream:
         return data
 
     def __iter__(self) -> Iterator[TarEntry]:
-        pending: _Pending | None = None  # metadata headers read for the next entry
+        # What PAX (``x``) and GNU long name/link (``L``, ``K``) headers said of the next entry
+        pax: dict[str, str] = {}
+        long_name: str | None = None
+        long_link: str | None = None
         while True:
             self._skip_to(self._next_header)
             header = self._stream.read(BLOCK)
@@ -171,10 +162,8 @@ class TarStream:
             if size < 0:
                 msg = "negative size in a tar header"
                 raise tarfile.ReadError(msg)
-            if kind in _META_KINDS:
-                if pending is None:
-                    pending = _Pending()
-                self._read_meta(kind, size, pending)
+            if kind in (b"x", b"g", b"L", b"K"):
+                long_name, long_link = self._read_meta(kind, size, pax, long_name, long_link)
                 continue
             name = _text(header[0:100])
             if header[257:263] == b"ustar\0":  # POSIX ustar: a prefix holds long paths
@@ -182,9 +171,11 @@ class TarStream:
                 if prefix:
                     name = f"{prefix}/{name}"
             linkname = _text(header[157:257])
-            if pending is not None or self._global:
-                name, linkname, size = self._override(pending or _Pending(), name, linkname, size)
-                pending = None
+            if pax or long_name is not None or long_link is not None or self._global:
+                name, linkname, size = self._override(
+                    pax, long_name, long_link, name=name, linkname=linkname, size=size
+                )
+                pax, long_name, long_link = {}, None, None
             if kind == b"\0" and name.endswith("/"):
                 kind = b"5"  # an old-style directory
             if kind == b"5":
@@ -194,24 +185,39 @@ class TarStream:
             self._next_header = self._data_end + (-data_size % BLOCK)
             yield TarEntry(name, kind, size, linkname)
 
-    def _read_meta(self, kind: bytes, size: int, pending: _Pending) -> None:
-        """Read a PAX (``x``, global ``g``) or GNU long name/link (``L``, ``K``) header's data."""
+    def _read_meta(
+        self, kind: bytes, size: int, pax: dict[str, str], long_name: str | None, long_link: str | None
+    ) -> tuple[str | None, str | None]:
+        """Read a PAX (``x``, global ``g``) or GNU long name/link (``L``, ``K``) header's data.
+
+        PAX records go into ``pax`` (or the global records); returns the long name and link.
+        """
         data = self._meta(size)
         if kind == b"x":
-            pending.pax.update(_pax_records(data))
+            pax.update(_pax_records(data))
         elif kind == b"g":
             self._global.update(_pax_records(data))
         elif kind == b"L":
-            pending.long_name = _text(data)
+            long_name = _text(data)
         else:
-            pending.long_link = _text(data)
+            long_link = _text(data)
         self._next_header = self._position
+        return long_name, long_link
 
-    def _override(self, pending: _Pending, name: str, linkname: str, size: int) -> tuple[str, str, int]:
+    def _override(
+        self,
+        pax: dict[str, str],
+        long_name: str | None,
+        long_link: str | None,
+        *,
+        name: str,
+        linkname: str,
+        size: int,
+    ) -> tuple[str, str, int]:
         """The entry's name, link target and size after the PAX records and GNU long names before it."""
-        merged = {**self._global, **pending.pax} if self._global else pending.pax
-        name = merged.get("path", pending.long_name if pending.long_name is not None else name)
-        linkname = merged.get("linkpath", pending.long_link if pending.long_link is not None else linkname)
+        merged = {**self._global, **pax} if self._global else pax
+        name = merged.get("path", long_name if long_name is not None else name)
+        linkname = merged.get("linkpath", long_link if long_link is not None else linkname)
         if "size" in merged:
             try:
                 size = int(merged["size"])
