@@ -393,99 +393,144 @@ def analyze(filename: str, elfs: Mapping[str, ElfInfo], members: Sequence[str]) 
     ``members`` lists every member path (for the directories run paths may
     name). Raises ``NotPlatformWheel`` when no ELF file counts.
     """
+    walk = _MemberWalk.start(filename, _Wheel(elfs, _directories(members)))
+    for member, info in elfs.items():
+        walk.add(member, info)
+    return walk.report()
+
+
+def _directories(members: Sequence[str]) -> frozenset[str]:
+    """Every directory of the wheel, as virtual absolute paths (run paths may name them)."""
     directories = {ROOT}
     for member in members:
         parent = posixpath.dirname(_virtual(member))
         while parent.startswith(ROOT) and parent not in directories:
             directories.add(parent)
             parent = posixpath.dirname(parent)
-    wheel = _Wheel(elfs, frozenset(directories))
-    architecture = wheel_architecture(filename)
-    try:
-        libc: Libc | None = get_wheel_libc(filename)
-        libc_source = "tag"
-    except WheelToolsError:
-        libc = None
-        libc_source = "elf"
-    libc_unknown: list[str] = []
+    return frozenset(directories)
+
+
+@dataclass
+class _MemberWalk:
+    """What ``analyze`` gathers member by member, in auditwheel's order."""
+
+    filename: str
+    wheel: _Wheel
+    architecture: Architecture | None
+    libc: Libc | None
+    libc_source: str  # "tag" | "elf" | "unknown"
+    libc_unknown: list[str] = field(default_factory=list)
     policies: Any = None
-    py_trees: dict[str, ElfTree] = {}
-    other_trees: dict[str, ElfTree] = {}
-    refs: dict[str, dict[str, _ExternalRef]] = {}
-    versioned: dict[str, set[str]] = {}
-    ignored: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    pyfpe = ucs2 = False
-    for member, info in elfs.items():
-        tree = _ldd(member, wheel)
-        base, _extended, error = platform_arch(info)
-        if base is None:
-            _no_policy_machine(
-                member, info=info, error=error, architecture=architecture, skipped=skipped, ignored=ignored
-            )
-            continue
-        if architecture is None:
-            architecture = base
-        elif base != architecture.baseline:
-            ignored[member] = f"{base.value} code in a {architecture.value} wheel"
-            continue
-        if tree.libc is not None:
-            if libc is None:
-                libc = tree.libc
-            elif libc != tree.libc:
-                ignored[member] = f"links {tree.libc} in a {libc} wheel"
-                continue
-        if policies is None and libc is not None:
-            policies = _policies(libc, architecture, filename)
+    py_trees: dict[str, ElfTree] = field(default_factory=dict)
+    other_trees: dict[str, ElfTree] = field(default_factory=dict)
+    refs: dict[str, dict[str, _ExternalRef]] = field(default_factory=dict)
+    versioned: dict[str, set[str]] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    pyfpe: bool = False
+    ucs2: bool = False
+
+    @classmethod
+    def start(cls, filename: str, wheel: _Wheel) -> _MemberWalk:
+        try:
+            libc: Libc | None = get_wheel_libc(filename)
+            libc_source = "tag"
+        except WheelToolsError:
+            libc = None
+            libc_source = "elf"
+        return cls(filename, wheel, wheel_architecture(filename), libc, libc_source)
+
+    def add(self, member: str, info: ElfInfo) -> None:
+        tree = _ldd(member, self.wheel)
+        if not self._counts(member, info, tree):
+            return
+        if self.policies is None and self.libc is not None:
+            self.policies = _policies(self.libc, self._architecture, self.filename)
         for library, version in info.version_needs:
             if library.startswith("ld-linux") or library in LOADER_NAMES:
                 continue
-            versioned.setdefault(library, set()).add(version)
+            self.versioned.setdefault(library, set()).add(version)
         module = posixpath.basename(member).split(".", 1)[0]
         python = info.python_module_version(module)
-        if python is not None:
-            if policies is None:  # auditwheel raises InvalidLibcError; assume glibc
-                libc = Libc.GLIBC
-                libc_source = "unknown"
-                libc_unknown.append(member)
-                policies = _policies(libc, architecture, filename)
-            py_trees[member] = tree
-            pyfpe |= info.pyfpe
-            ucs2 |= python == 2 and info.ucs2
-            refs[member] = _external_references(tree, info, policies, libc)
-        else:
-            other_trees[member] = tree
-    if not py_trees and not other_trees:
-        raise NotPlatformWheel(ignored, skipped)
-    assert architecture is not None
-    _fixup(py_trees, other_trees)
-    needed_anywhere = {lib for tree in [*py_trees.values(), *other_trees.values()] for lib in tree.needed}
-    if policies is None:
-        # auditwheel falls back to the host's libc here; hermetic: glibc.
-        libc = Libc.GLIBC
-        libc_source = "unknown"
-        policies = _policies(libc, architecture, filename)
-    assert libc is not None
-    roots = list(py_trees)
-    for member, tree in other_trees.items():
-        if posixpath.basename(member) not in needed_anywhere:
-            roots.append(member)
-        refs[member] = _external_references(tree, elfs[member], policies, libc)
-    all_trees = {**py_trees, **other_trees}
-    return _verdict(
-        policies=policies,
-        versioned=versioned,
-        trees=all_trees,
-        roots=tuple(roots),
-        refs=refs,
-        elfs=elfs,
-        ucs2=ucs2,
-        pyfpe=pyfpe,
-        ignored=ignored,
-        skipped=skipped,
-        libc_source=libc_source,
-        libc_unknown=tuple(libc_unknown),
-    )
+        if python is None:
+            self.other_trees[member] = tree
+            return
+        if self.policies is None:  # auditwheel raises InvalidLibcError; assume glibc
+            self.libc = Libc.GLIBC
+            self.libc_source = "unknown"
+            self.libc_unknown.append(member)
+            self.policies = _policies(self.libc, self._architecture, self.filename)
+        self.py_trees[member] = tree
+        self.pyfpe |= info.pyfpe
+        self.ucs2 |= python == 2 and info.ucs2
+        self.refs[member] = _external_references(tree, info, self.policies, self._libc)
+
+    def _counts(self, member: str, info: ElfInfo, tree: ElfTree) -> bool:
+        """Whether the member is code for this wheel's architecture and libc; else file it."""
+        base, _extended, error = platform_arch(info)
+        if base is None:
+            _no_policy_machine(
+                member,
+                info=info,
+                error=error,
+                architecture=self.architecture,
+                skipped=self.skipped,
+                ignored=self.ignored,
+            )
+            return False
+        if self.architecture is None:
+            self.architecture = base
+        elif base != self.architecture.baseline:
+            self.ignored[member] = f"{base.value} code in a {self.architecture.value} wheel"
+            return False
+        if tree.libc is not None:
+            if self.libc is None:
+                self.libc = tree.libc
+            elif self.libc != tree.libc:
+                self.ignored[member] = f"links {tree.libc} in a {self.libc} wheel"
+                return False
+        return True
+
+    @property
+    def _architecture(self) -> Architecture:
+        assert self.architecture is not None  # set by _counts before any policy is needed
+        return self.architecture
+
+    @property
+    def _libc(self) -> Libc:
+        assert self.libc is not None  # set before any policy is made
+        return self.libc
+
+    def report(self) -> AbiReport:
+        if not self.py_trees and not self.other_trees:
+            raise NotPlatformWheel(self.ignored, self.skipped)
+        _fixup(self.py_trees, self.other_trees)
+        trees = {**self.py_trees, **self.other_trees}
+        needed_anywhere = {lib for tree in trees.values() for lib in tree.needed}
+        if self.policies is None:
+            # auditwheel falls back to the host's libc here; hermetic: glibc.
+            self.libc = Libc.GLIBC
+            self.libc_source = "unknown"
+            self.policies = _policies(self.libc, self._architecture, self.filename)
+        roots = list(self.py_trees)
+        for member, tree in self.other_trees.items():
+            if posixpath.basename(member) not in needed_anywhere:
+                roots.append(member)
+            self.refs[member] = _external_references(tree, self.wheel.elfs[member], self.policies, self._libc)
+        return _verdict(
+            policies=self.policies,
+            versioned=self.versioned,
+            trees=trees,
+            roots=tuple(roots),
+            refs=self.refs,
+            elfs=self.wheel.elfs,
+            ucs2=self.ucs2,
+            pyfpe=self.pyfpe,
+            ignored=self.ignored,
+            skipped=self.skipped,
+            libc_source=self.libc_source,
+            libc_unknown=tuple(self.libc_unknown),
+        )
 
 
 def _no_policy_machine(

@@ -441,36 +441,7 @@ def _section_data(kept: _Kept, section: _Shdr) -> bytes:
 
 
 def _parse(layout: _Layout, phdrs: list[_Phdr], sections: list[_Shdr], kept: _Kept, size: int) -> ElfInfo:
-    interpreter = None
-    for p_type, p_offset, _vaddr, _flags, p_filesz in phdrs:
-        if p_type == PT_INTERP:
-            data = kept.get(p_offset, p_filesz)
-            if data is None:
-                msg = "truncated interpreter segment"
-                raise ElfError(msg)
-            interpreter = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            break
-    needed: list[str] = []
-    soname = rpath = runpath = None
-    entries = _dynamic_entries(layout, phdrs, kept)
-    if entries:
-        strtab_range = _dynamic_strtab(layout, phdrs, kept)
-        if strtab_range is None:
-            msg = "dynamic segment without a string table"
-            raise ElfError(msg)
-        strtab = kept.get(strtab_range[0], strtab_range[1] - strtab_range[0])
-        if strtab is None:
-            msg = "dynamic string table was not read"
-            raise ElfError(msg)
-        for tag, value in entries:
-            if tag == DT_NEEDED:
-                needed.append(_string(strtab, value))
-            elif tag == DT_SONAME:
-                soname = _string(strtab, value)
-            elif tag == DT_RPATH:
-                rpath = _string(strtab, value)
-            elif tag == DT_RUNPATH:
-                runpath = _string(strtab, value)
+    dynamic = _dynamic_names(layout, phdrs, kept)
     by_type: dict[int, _Shdr] = {}
     for section in sections:
         by_type.setdefault(section[0], section)
@@ -482,11 +453,11 @@ def _parse(layout: _Layout, phdrs: list[_Phdr], sections: list[_Shdr], kept: _Ke
         osabi=layout.osabi,
         machine=layout.machine,
         flags=layout.flags,
-        interpreter=interpreter,
-        needed=tuple(needed),
-        soname=soname,
-        rpath=rpath,
-        runpath=runpath,
+        interpreter=_interpreter(phdrs, kept),
+        needed=tuple(dynamic.needed),
+        soname=dynamic.soname,
+        rpath=dynamic.rpath,
+        runpath=dynamic.runpath,
         version_needs=tuple(version_needs),
         symbols_by_version=symbols.by_version,
         undefined=frozenset(symbols.undefined),
@@ -495,6 +466,52 @@ def _parse(layout: _Layout, phdrs: list[_Phdr], sections: list[_Shdr], kept: _Ke
         ucs2=symbols.ucs2,
         x86_isa_needed=_x86_isa_needed(layout, sections, kept),
     )
+
+
+def _interpreter(phdrs: list[_Phdr], kept: _Kept) -> str | None:
+    """The PT_INTERP path (the program loader an executable names)."""
+    for p_type, p_offset, _vaddr, _flags, p_filesz in phdrs:
+        if p_type == PT_INTERP:
+            data = kept.get(p_offset, p_filesz)
+            if data is None:
+                msg = "truncated interpreter segment"
+                raise ElfError(msg)
+            return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return None
+
+
+@dataclass
+class _DynamicNames:
+    needed: list[str] = field(default_factory=list)
+    soname: str | None = None
+    rpath: str | None = None
+    runpath: str | None = None
+
+
+def _dynamic_names(layout: _Layout, phdrs: list[_Phdr], kept: _Kept) -> _DynamicNames:
+    """DT_NEEDED, DT_SONAME, DT_RPATH and DT_RUNPATH, from the dynamic segment."""
+    names = _DynamicNames()
+    entries = _dynamic_entries(layout, phdrs, kept)
+    if not entries:
+        return names
+    strtab_range = _dynamic_strtab(layout, phdrs, kept)
+    if strtab_range is None:
+        msg = "dynamic segment without a string table"
+        raise ElfError(msg)
+    strtab = kept.get(strtab_range[0], strtab_range[1] - strtab_range[0])
+    if strtab is None:
+        msg = "dynamic string table was not read"
+        raise ElfError(msg)
+    for tag, value in entries:
+        if tag == DT_NEEDED:
+            names.needed.append(_string(strtab, value))
+        elif tag == DT_SONAME:
+            names.soname = _string(strtab, value)
+        elif tag == DT_RPATH:
+            names.rpath = _string(strtab, value)
+        elif tag == DT_RUNPATH:
+            names.runpath = _string(strtab, value)
+    return names
 
 
 def _version_needs(
@@ -510,46 +527,50 @@ def _version_needs(
         msg = ".gnu.version_r links to a missing string table"
         raise ElfError(msg)
     strings = _section_data(kept, link)
-    pairs: list[tuple[str, str]] = []
-    index_names: dict[int, str] = {}
-    offset = 0
+    entries = section[4]  # sh_info: the number of entries
     # Every entry (16 bytes) and version (16 bytes) occupies its own bytes of the
     # section, so a chain longer than the section can hold loops: corrupt.
-    entries, capacity = section[4], len(data) // 16
-    if entries > capacity:
+    if entries > len(data) // 16:
         msg = f".gnu.version_r claims {entries} entries in {len(data)} bytes"
         raise ElfError(msg)
     try:
-        for entry in range(entries):  # sh_info: the number of entries
-            _ver, count, file_name, aux, next_entry = struct.unpack_from(
-                layout.endian + "HHIII", data, offset
-            )
-            if count == 0:
-                msg = ".gnu.version_r entry without versions"
-                raise ElfError(msg)
-            if len(pairs) + count > capacity:
-                msg = f".gnu.version_r: more versions than its {len(data)} bytes hold (a looping chain)"
-                raise ElfError(msg)
-            library = _string(strings, file_name)
-            aux_offset = offset + aux
-            for version_number in range(count):
-                _hash, _flags, other, name, next_aux = struct.unpack_from(
-                    layout.endian + "IHHII", data, aux_offset
-                )
-                version = _string(strings, name)
-                pairs.append((library, version))
-                index_names[other & 0x7FFF] = version
-                if next_aux == 0 and version_number + 1 < count:
-                    msg = f".gnu.version_r: the versions of {library!r} end before their count"
-                    raise ElfError(msg)
-                aux_offset += next_aux
-            if next_entry == 0 and entry + 1 < entries:
-                msg = ".gnu.version_r: the chain ends (or loops) before its entry count"
-                raise ElfError(msg)
-            offset += next_entry
+        return _walk_version_needs(layout.endian, data, strings, entries)
     except struct.error as error:
         msg = f".gnu.version_r is truncated: {error}"
         raise ElfError(msg) from None
+
+
+def _walk_version_needs(
+    endian: str, data: bytes, strings: bytes, entries: int
+) -> tuple[list[tuple[str, str]], dict[int, str]]:
+    """Follow the verneed chain of ``entries`` entries, each bounded by the section's size."""
+    pairs: list[tuple[str, str]] = []
+    index_names: dict[int, str] = {}
+    offset = 0
+    capacity = len(data) // 16
+    for entry in range(entries):
+        _ver, count, file_name, aux, next_entry = struct.unpack_from(endian + "HHIII", data, offset)
+        if count == 0:
+            msg = ".gnu.version_r entry without versions"
+            raise ElfError(msg)
+        if len(pairs) + count > capacity:
+            msg = f".gnu.version_r: more versions than its {len(data)} bytes hold (a looping chain)"
+            raise ElfError(msg)
+        library = _string(strings, file_name)
+        aux_offset = offset + aux
+        for version_number in range(count):
+            _hash, _flags, other, name, next_aux = struct.unpack_from(endian + "IHHII", data, aux_offset)
+            version = _string(strings, name)
+            pairs.append((library, version))
+            index_names[other & 0x7FFF] = version
+            if next_aux == 0 and version_number + 1 < count:
+                msg = f".gnu.version_r: the versions of {library!r} end before their count"
+                raise ElfError(msg)
+            aux_offset += next_aux
+        if next_entry == 0 and entry + 1 < entries:
+            msg = ".gnu.version_r: the chain ends (or loops) before its entry count"
+            raise ElfError(msg)
+        offset += next_entry
     return pairs, index_names
 
 
@@ -563,6 +584,29 @@ class _Symbols:
 
 
 _INIT_PREFIXES = tuple(p.encode() for p in MODULE_INIT_PREFIXES)
+
+
+def _symbol_format(layout: _Layout, section: _Shdr) -> tuple[str, int, int, int]:
+    """The struct format of one .dynsym entry and where st_name, st_info and st_shndx sit in it."""
+    if layout.elf_class == 64:
+        fmt, name_at, info_at, shndx_at = layout.endian + "IBBHQQ", 0, 1, 3
+    else:
+        fmt, name_at, info_at, shndx_at = layout.endian + "IIIBBH", 0, 3, 5
+    step = struct.calcsize(fmt)
+    entsize = section[5] or step
+    if entsize != step:
+        msg = f".dynsym entry size {entsize} is not {step}"
+        raise ElfError(msg)
+    return fmt, name_at, info_at, shndx_at
+
+
+def _symbol_versions(layout: _Layout, by_type: dict[int, _Shdr], kept: _Kept) -> tuple[int, ...]:
+    """The .gnu.version entries: one version index per dynamic symbol."""
+    section = by_type.get(SHT_GNU_VERSYM)
+    versym = b"" if section is None else _section_data(kept, section)
+    if not versym:
+        return ()
+    return struct.unpack(layout.endian + f"{len(versym) // 2}H", versym[: len(versym) // 2 * 2])
 
 
 def _symbols(
@@ -581,22 +625,10 @@ def _symbols(
         msg = ".dynsym links to a missing string table"
         raise ElfError(msg)
     strings = _section_data(kept, sections[section[3]])
-    versym_section = by_type.get(SHT_GNU_VERSYM)
-    versym = b"" if versym_section is None else _section_data(kept, versym_section)
-    if layout.elf_class == 64:
-        fmt, name_at, info_at, shndx_at = layout.endian + "IBBHQQ", 0, 1, 3
-    else:
-        fmt, name_at, info_at, shndx_at = layout.endian + "IIIBBH", 0, 3, 5
+    versions = _symbol_versions(layout, by_type, kept)
+    fmt, name_at, info_at, shndx_at = _symbol_format(layout, section)
     step = struct.calcsize(fmt)
-    entsize = section[5] or step
-    if entsize != step:
-        msg = f".dynsym entry size {entsize} is not {step}"
-        raise ElfError(msg)
-    versions = (
-        struct.unpack(layout.endian + f"{len(versym) // 2}H", versym[: len(versym) // 2 * 2])
-        if versym
-        else ()
-    )
+    # The walk stays in one loop: libtorch-sized tables hold ~100k symbols.
     by_version: dict[str, list[str]] = {}
     names: dict[int, str] = {}  # one string per name offset, however many symbols share it
     for index, symbol in enumerate(struct.iter_unpack(fmt, data[: len(data) // step * step])):

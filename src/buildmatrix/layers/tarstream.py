@@ -143,6 +143,7 @@ class TarStream:
         return data
 
     def __iter__(self) -> Iterator[TarEntry]:
+        # What PAX (``x``) and GNU long name/link (``L``, ``K``) headers said of the next entry
         pax: dict[str, str] = {}
         long_name: str | None = None
         long_link: str | None = None
@@ -161,21 +162,8 @@ class TarStream:
             if size < 0:
                 msg = "negative size in a tar header"
                 raise tarfile.ReadError(msg)
-            if kind in (b"x", b"g"):
-                records = _pax_records(self._meta(size))
-                if kind == b"g":
-                    self._global.update(records)
-                else:
-                    pax.update(records)
-                self._next_header = self._position
-                continue
-            if kind in (b"L", b"K"):
-                value = _text(self._meta(size))
-                if kind == b"L":
-                    long_name = value
-                else:
-                    long_link = value
-                self._next_header = self._position
+            if kind in (b"x", b"g", b"L", b"K"):
+                long_name, long_link = self._read_meta(kind, size, pax, long_name, long_link)
                 continue
             name = _text(header[0:100])
             if header[257:263] == b"ustar\0":  # POSIX ustar: a prefix holds long paths
@@ -183,15 +171,11 @@ class TarStream:
                 if prefix:
                     name = f"{prefix}/{name}"
             linkname = _text(header[157:257])
-            merged = {**self._global, **pax} if self._global else pax
-            name = merged.get("path", long_name if long_name is not None else name)
-            linkname = merged.get("linkpath", long_link if long_link is not None else linkname)
-            if "size" in merged:
-                try:
-                    size = int(merged["size"])
-                except ValueError:
-                    msg = "invalid size in a PAX header"
-                    raise tarfile.ReadError(msg) from None
+            if pax or long_name is not None or long_link is not None or self._global:
+                name, linkname, size = self._override(
+                    pax, long_name, long_link, name=name, linkname=linkname, size=size
+                )
+                pax, long_name, long_link = {}, None, None
             if kind == b"\0" and name.endswith("/"):
                 kind = b"5"  # an old-style directory
             if kind == b"5":
@@ -199,5 +183,45 @@ class TarStream:
             data_size = size if kind in _REGULAR or kind not in b"123456" else 0
             self._data_end = self._position + data_size
             self._next_header = self._data_end + (-data_size % BLOCK)
-            pax, long_name, long_link = {}, None, None
             yield TarEntry(name, kind, size, linkname)
+
+    def _read_meta(
+        self, kind: bytes, size: int, pax: dict[str, str], long_name: str | None, long_link: str | None
+    ) -> tuple[str | None, str | None]:
+        """Read a PAX (``x``, global ``g``) or GNU long name/link (``L``, ``K``) header's data.
+
+        PAX records go into ``pax`` (or the global records); returns the long name and link.
+        """
+        data = self._meta(size)
+        if kind == b"x":
+            pax.update(_pax_records(data))
+        elif kind == b"g":
+            self._global.update(_pax_records(data))
+        elif kind == b"L":
+            long_name = _text(data)
+        else:
+            long_link = _text(data)
+        self._next_header = self._position
+        return long_name, long_link
+
+    def _override(
+        self,
+        pax: dict[str, str],
+        long_name: str | None,
+        long_link: str | None,
+        *,
+        name: str,
+        linkname: str,
+        size: int,
+    ) -> tuple[str, str, int]:
+        """The entry's name, link target and size after the PAX records and GNU long names before it."""
+        merged = {**self._global, **pax} if self._global else pax
+        name = merged.get("path", long_name if long_name is not None else name)
+        linkname = merged.get("linkpath", long_link if long_link is not None else linkname)
+        if "size" in merged:
+            try:
+                size = int(merged["size"])
+            except ValueError:
+                msg = "invalid size in a PAX header"
+                raise tarfile.ReadError(msg) from None
+        return name, linkname, size

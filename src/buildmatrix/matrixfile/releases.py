@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
@@ -21,12 +22,11 @@ class _Draft:
 
     section: Section
     cuda: Section
-    name: str
-    display: str
-    version: Version
-    status: ReleaseStatus
-    planned: datetime.date | None
-    pins: dict[NormalizedName, Version]
+    release: Release  # its ``cuda`` still empty
+
+    @property
+    def name(self) -> str:
+        return self.release.name
 
 
 def read_releases(
@@ -46,18 +46,7 @@ def read_releases(
             inherited = _inherited(draft.cuda, names, explicit)
             cuda = explicit[inherited]
         draft.section.finish()
-        releases.append(
-            Release(
-                name=draft.name,
-                display=draft.display,
-                version=draft.version,
-                status=draft.status,
-                planned=draft.planned,
-                pins=draft.pins,
-                cuda=cuda,
-                cuda_inherited_from=inherited,
-            )
-        )
+        releases.append(dataclasses.replace(draft.release, cuda=cuda, cuda_inherited_from=inherited))
     return tuple(releases)
 
 
@@ -76,18 +65,16 @@ def _drafts(sections: Sequence[Section], dependencies: Sequence[str]) -> list[_D
         if planned is not None and status is not ReleaseStatus.UNRELEASED:
             raise s.error("planned", "only an unreleased release has a planned date")
         pins = _pins(s.table("pins"), dependencies)
-        drafts.append(
-            _Draft(
-                section=s,
-                name=name,
-                display=s.get("display", str, name),
-                version=s.version("version"),
-                status=status,
-                planned=planned,
-                pins=pins,
-                cuda=s.table("cuda"),
-            )
+        release = Release(
+            name=name,
+            display=s.get("display", str, name),
+            version=s.version("version"),
+            status=status,
+            planned=planned,
+            pins=pins,
+            cuda={},  # read once every release is known (``inherit`` may name a later one)
         )
+        drafts.append(_Draft(section=s, cuda=s.table("cuda"), release=release))
     return drafts
 
 
