@@ -34,7 +34,7 @@ from buildmatrix.model import Matrix
 from buildmatrix.redact import redact_url
 from buildmatrix.verify import VerifyOptions, verify
 from tests.conftest import Result
-from tests.localindex import Served, build_sdist, build_wheel, serve_index
+from tests.support.localindex import Served, build_sdist, build_wheel, serve_index
 
 LONG_RPATH = "$ORIGIN/" + "x" * 400
 

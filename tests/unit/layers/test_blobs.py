@@ -26,7 +26,7 @@ from buildmatrix.layers.digest import DigestReader, parse_digest
 from buildmatrix.layers.tarstream import TarStream
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
-from tests.test_verify import (
+from tests.unit.verify.test_verify import (
     REPO_ROOT,
     SITE,
     Entry,

@@ -27,9 +27,9 @@ from buildmatrix.images.dockerfile import stage_args
 from buildmatrix.images.plan import resolve_frameworks
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
-from tests import container_base
 from tests.conftest import REPO_ROOT, Result
-from tests.wheelfactory import make_wheel
+from tests.support import container_base
+from tests.support.wheelfactory import make_wheel
 
 DOCKERFILE = REPO_ROOT / "containers" / "Dockerfile"
 FIXED = ImageOptions(

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import container_base
 from tests.conftest import REPO_ROOT
+from tests.support import container_base
 
 PR_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "pr.yml"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -176,14 +176,14 @@ def test_the_pr_container_path_works_as_an_unprivileged_user_with_sudo(sudo_user
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split() == ["0", str(Path(env["PATH"].split(":")[0]) / "python"), str(cache), "true"]
-    as_root = sudo_user.run(f"{prefix} python tests/container_base.py", env)
+    as_root = sudo_user.run(f"{prefix} python tests/support/container_base.py", env)
     assert as_root.returncode == 0, as_root.stderr[-3000:]
     assert as_root.stdout.strip() == str(tarball)
     assert "debootstrap" not in as_root.stderr
 
     # buildah through sudo into a private storage, as the user.
     storage = sudo_user.home / "storage"
-    imported = sudo_user.run(f"python tests/container_base.py --import --storage-root {storage}", env)
+    imported = sudo_user.run(f"python tests/support/container_base.py --import --storage-root {storage}", env)
     assert imported.returncode == 0, imported.stderr[-3000:]
     ref = imported.stdout.strip()
     assert ref.startswith("localhost/buildmatrix-test-base:")
@@ -200,7 +200,7 @@ def test_the_pr_container_path_works_as_an_unprivileged_user_with_sudo(sudo_user
     # Without passwordless sudo the same step fails at once, naming sudo; it never hangs.
     sudo_user.sudoers.unlink()
     elsewhere = sudo_user.home / "other-storage"
-    denied = sudo_user.run(f"python tests/container_base.py --import --storage-root {elsewhere}", env)
+    denied = sudo_user.run(f"python tests/support/container_base.py --import --storage-root {elsewhere}", env)
     assert denied.returncode != 0
     assert "buildah failed" in denied.stderr
     assert "sudo: a password is required" in denied.stderr

@@ -37,8 +37,9 @@ from buildmatrix.wheels.local import LocalBackend
 from buildmatrix.wheels.outputs import OutputFolder
 from buildmatrix.wheels.runner import expected_tag
 from buildmatrix.wheels.sources import read_source_tree
+from tests.conftest import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 
 # -- helpers -----------------------------------------------------------------------------------

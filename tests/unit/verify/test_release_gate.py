@@ -35,8 +35,9 @@ from buildmatrix.redact import has_credentials, redact, redact_url
 from buildmatrix.verify import Report, VerifyOptions, verify
 from buildmatrix.verify.pins import group_by_extra
 from buildmatrix.wheels.outputs import LOCK, OutputFolder
+from tests.conftest import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 # What the matrix generates for the meta package of v0.7.1 (examples/ai-dynamo).
 EXACT_0_7_1 = [

@@ -27,8 +27,8 @@ as an unprivileged user with passwordless sudo.
 ``.ci/run`` and pr.yml can warm the cache before the tests (``debootstrap`` and
 ``buildah`` installed; root or passwordless sudo)::
 
-    python tests/container_base.py            # prints the tarball's path
-    python tests/container_base.py --import --storage-root DIR   # prints the image ref
+    python tests/support/container_base.py            # prints the tarball's path
+    python tests/support/container_base.py --import --storage-root DIR   # prints the image ref
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.container_base import import_base_image, rootfs_tarball, storage_env
+from tests.support.container_base import import_base_image, rootfs_tarball, storage_env
 
 pytestmark = pytest.mark.container
 

@@ -26,6 +26,7 @@ from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels, elf
 from buildmatrix.audit import gate as audit_module
 from buildmatrix.errors import UsageError
 from buildmatrix.model import Matrix
+from tests.conftest import MATRIX_PATH
 
 EXT = "demo/_ext.cpython-311-x86_64-linux-gnu.so"  # the module is `_ext`: PyInit__ext
 
@@ -474,7 +475,7 @@ def test_cli_exit_codes_and_json(gcc: str, tmp_path: Path, cli: Callable[..., An
     good = make_wheel(tmp_path / "good", "manylinux_2_17_x86_64", {EXT: so.read_bytes()})
     result = cli("audit", good, "--format", "json", "--matrix", tmp_path / "none.toml")
     assert result.code == 2  # an explicitly named matrix that does not exist
-    matrix = Path(__file__).resolve().parent.parent / "matrix.toml"
+    matrix = MATRIX_PATH
     result = cli("audit", good, "--format", "json", "--matrix", matrix)
     assert result.code == 0, result.err
     (record,) = json.loads(result.out)

@@ -789,7 +789,7 @@ def test_pr_container_tests_run_their_privileged_parts_through_sudo() -> None:
     job = _load("pr.yml")["jobs"]["tests"]
     scripts = [s.get("run", "") for s in job["steps"]]
     unit = scripts.index('nox -s tests -- -m "not container"')
-    base = scripts.index("python tests/container_base.py")
+    base = scripts.index("python tests/support/container_base.py")
     container = next(i for i, s in enumerate(scripts) if "-m container" in s)
     assert unit < base < container
     # The unit tests and the base's unprivileged parts run as the runner's user...

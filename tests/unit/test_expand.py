@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from buildmatrix.expand import ImageTarget, Target, TargetKind, expand
 from buildmatrix.loader import parse_matrix
 from buildmatrix.model import Matrix
-from tests.conftest import Result
+from tests.conftest import MATRIX_PATH, Result
 
 
 def test_counts_per_release(real_matrix: Matrix) -> None:
@@ -82,7 +82,7 @@ def test_filters_select_without_reordering(real_matrix: Matrix) -> None:
 
 def test_rules_exclude_and_say_which_rule(tmp_path: Path) -> None:
     # Widen kvbm and the trtllm image to Python 3.11: both rules must now exclude targets.
-    text = (Path(__file__).parent.parent / "matrix.toml").read_text()
+    text = MATRIX_PATH.read_text()
     text = text.replace('python = ["3.12"]\narch', 'python = ["3.11", "3.12"]\narch')
     text = text.replace(
         'target = "trtllm-runtime"\npython = "3.12"', 'target = "trtllm-runtime"\npython = "3.11"'

@@ -37,9 +37,9 @@ from buildmatrix.verify import Report, VerifyOptions, verify
 from buildmatrix.verify.generated import check_docs_page, check_image_plan
 from buildmatrix.verify.images import LIBNIXL_PATTERNS
 from buildmatrix.verify.index import IndexConfig, SimpleIndexClient, index_config
-from tests.wheelfactory import make_wheel
+from tests.conftest import REPO_ROOT
+from tests.support.wheelfactory import make_wheel
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE = "usr/local/lib/python3.12/dist-packages"
 
 # v0.7.1 of the real matrix: vllm 0.11.0, nixl 0.7.1, extra nixl[cu12]<=0.7.1.
@@ -1122,7 +1122,7 @@ def test_image_in_local_buildah_storage(tmp_path: Path, matrix: Matrix) -> None:
 @pytest.fixture(scope="module")
 def private_buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A private vfs buildah storage (as the images tests use), exported to subprocesses."""
-    from tests import container_base
+    from tests.support import container_base
 
     env = container_base.storage_env(tmp_path_factory.mktemp("verify-buildah"))
     with pytest.MonkeyPatch.context() as patch:
@@ -1139,7 +1139,7 @@ def test_image_built_by_the_images_command(
     """`buildmatrix images` builds the vLLM image for real; verify reads it from buildah
     storage clean; a tampered copy (vLLM METADATA edited, a second libnixl) fails,
     naming what is wrong."""
-    from tests import container_base
+    from tests.support import container_base
 
     base_image = container_base.import_base_image(container_base.rootfs_tarball(), private_buildah)
     project = tmp_path / "project"

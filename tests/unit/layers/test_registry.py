@@ -30,8 +30,8 @@ from buildmatrix.layers.registry import (
 )
 from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
-from tests.test_image_blobs import _blob, _manifest
-from tests.test_verify import (
+from tests.unit.layers.test_blobs import _blob, _manifest
+from tests.unit.verify.test_verify import (
     REPO_ROOT,
     dist,
     good_layers,

@@ -29,7 +29,15 @@ from elftools.elf.elffile import ELFFile
 from buildmatrix.audit import audit_wheel, elf, printable, wheelscan
 from buildmatrix.audit.inflate import MemberReader
 from buildmatrix.audit.runpath import confine_run_paths
-from tests.test_audit import EXT, assert_agrees_with_auditwheel, compile_so, extension, kinds, make_wheel
+from tests.conftest import MATRIX_PATH
+from tests.unit.audit.test_gate import (
+    EXT,
+    assert_agrees_with_auditwheel,
+    compile_so,
+    extension,
+    kinds,
+    make_wheel,
+)
 
 LOG2 = "#include <math.h>\ndouble f(double x){return log2(x);}"  # log2@GLIBC_2.29
 
@@ -207,16 +215,14 @@ def test_control_characters_are_escaped_in_the_table(
     so = compile_so(gcc, tmp_path / "build", "ext", extension(LOG2), "-lm")
     hostile = "demo/\x1b[2K\r\x1b[32mall good\x1b[0m.cpython-311-x86_64-linux-gnu.so"
     wheel = make_wheel(tmp_path, "manylinux_2_17_x86_64", {hostile: so.read_bytes()})
-    result = cli("audit", wheel, "--matrix", Path(__file__).resolve().parent.parent / "matrix.toml")
+    result = cli("audit", wheel, "--matrix", MATRIX_PATH)
     assert result.code == 1
     assert "\x1b" not in result.out
     assert "\r" not in result.out
     assert "demo/\\x1b[2K\\x0d\\x1b[32mall good" in result.out
     assert printable("a\u202eb\\") == "a\\u202eb\\\\"
     # JSON keeps the exact name; its own escaping keeps the terminal safe.
-    result = cli(
-        "audit", wheel, "--format", "json", "--matrix", Path(__file__).resolve().parent.parent / "matrix.toml"
-    )
+    result = cli("audit", wheel, "--format", "json", "--matrix", MATRIX_PATH)
     assert result.code == 1
     assert "\x1b" not in result.out
     (record,) = json.loads(result.out)
