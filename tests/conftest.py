@@ -79,3 +79,8 @@ def golden() -> Callable[[str, str], None]:
         )
 
     return check
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Matrix:
+    return load_matrix(REPO_ROOT / "matrix.toml")

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from buildmatrix.loader import load_matrix
+from tests.conftest import REPO_ROOT
 from tests.support import container_base
 from tests.support.wheelfactory import make_wheel
-from tests.unit.verify.test_verify import REPO_ROOT
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 

@@ -28,18 +28,9 @@ from buildmatrix.layers.registry import (
     is_local_host,
     parse_reference,
 )
-from buildmatrix.loader import load_matrix
 from buildmatrix.model import Matrix
-from tests.unit.layers.test_blobs import _blob, _manifest
-from tests.unit.verify.test_verify import (
-    REPO_ROOT,
-    dist,
-    good_layers,
-    good_spec,
-    image_checks,
-    run_verify,
-    write_oci_layout,
-)
+from tests.support.ocifactory import _blob, _manifest, dist, good_layers, good_spec, write_oci_layout
+from tests.support.verifying import image_checks, run_verify
 
 USER, PASSWORD = "ci-bot", "s3cr3t-Pa55word-never-printed"
 TOKEN = "tok-" + "x" * 40
@@ -169,11 +160,6 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def matrix() -> Matrix:
-    return load_matrix(REPO_ROOT / "matrix.toml")
 
 
 def _two_platforms(tmp_path: Path) -> Path:
