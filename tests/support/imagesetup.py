@@ -43,3 +43,7 @@ def dry_run_json(cli: Cli, *args: str | Path) -> dict[str, Any]:
     assert result.code == 0, result.err
     data: dict[str, Any] = json.loads(result.out)
     return data
+
+
+def _fields(options: ImageOptions) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in options.__dataclass_fields__}

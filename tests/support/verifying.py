@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,3 +60,42 @@ MAIN_EXTRAS = {
 
 def _failed(report: Any) -> dict[str, Any]:
     return {c.name: c for c in image_checks(report) if not c.ok}
+
+
+PASSWORD = "pa55-PLANTED-w0rd"
+
+
+TOKEN = "tok-PLANTED-123"
+
+
+REPO = REPO_ROOT
+
+
+# What the matrix generates for the meta package of v0.7.1 (examples/ai-dynamo).
+EXACT_0_7_1 = [
+    "ai-dynamo-runtime==0.7.1",
+    'vllm[flashinfer]==0.11.0; extra == "vllm"',
+    'nixl[cu12]<=0.7.1; extra == "vllm"',
+    'sglang==0.5.3.post4; extra == "sglang"',
+    'nixl[cu12]<=0.7.1; extra == "sglang"',
+    'tensorrt-llm==1.2.0rc3; extra == "trtllm"',
+]
+
+
+def run(matrix: Matrix, **options: Any) -> Report:
+    return verify(matrix, VerifyOptions(**options))
+
+
+def of(report: Report, subject: Path | str) -> list[Any]:
+    return [c for c in report.checks if c.subject == str(subject)]
+
+
+def buildmatrix(
+    *args: str | os.PathLike[str], matrix: Path = REPO / "matrix.toml"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "buildmatrix", args[0], "--matrix", str(matrix), *map(str, args[1:])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )

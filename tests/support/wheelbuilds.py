@@ -44,3 +44,9 @@ def manifest(out: Path) -> dict[str, dict[str, Any]]:
 
 def other_arch(host: Host) -> str:
     return "aarch64" if host.arch == "x86_64" else "x86_64"
+
+
+def _poison(out: Path, filename: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    entry = {"target": "wheel:ai-dynamo:main:py3:x86_64", "filename": filename, "input_hash": "x"}
+    (out / "manifest.json").write_text(json.dumps({"schema": 1, "wheels": [entry]}))

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from buildmatrix.images import (
     BuildahEngine,
-    ImageOptions,
     plan_images,
 )
 from buildmatrix.images.plan import resolve_frameworks
 from buildmatrix.model import Matrix
 from tests.support.imagesetup import FIXED
-
-
-def _fields(options: ImageOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in options.__dataclass_fields__}
 
 
 def test_buildah_commands(real_matrix: Matrix) -> None:

@@ -13,8 +13,7 @@ from buildmatrix.images import (
 )
 from buildmatrix.images.plan import resolve_frameworks
 from buildmatrix.model import Matrix
-from tests.support.imagesetup import FIXED
-from tests.unit.images.test_buildah import _fields
+from tests.support.imagesetup import FIXED, _fields
 
 
 def test_split_per_arch_and_merge(real_matrix: Matrix) -> None:

@@ -162,3 +162,34 @@ def test_unreachable_index_is_exit_2(matrix: Matrix) -> None:
     )
     assert report.exit_code == 2
     assert any("unreachable" in error for error in report.errors)
+
+
+class _HugePage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html>" + b"x" * 4096 + b"</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_index_pages_are_read_through_a_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from buildmatrix.verify import index
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HugePage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(index, "MAX_PAGE_BYTES", 1024)
+        client = index.SimpleIndexClient(
+            index.IndexConfig(index_url=f"http://127.0.0.1:{server.server_address[1]}/")
+        )
+        with pytest.raises(
+            index.IndexUnavailableError, match="is larger than 1024 bytes; refusing to read it"
+        ):
+            client.project("vllm")
+    finally:
+        server.shutdown()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from buildmatrix.loader import load_matrix
 from buildmatrix.verify import VerifyOptions, verify
+from buildmatrix.verify.pins import group_by_extra
 from tests.support.verifying import MAIN_EXTRAS, RIGHT_EXTRAS, _repo_with_meta_pyproject
 
 
@@ -59,3 +62,19 @@ def test_pyproject_version_selects_its_release(tmp_path: Path) -> None:
     # Selecting another release does not check the file against that one.
     report = verify(load_matrix(path), VerifyOptions(releases=(load_matrix(path).releases[0],)))
     assert all(c.ok and "(v0.7.1)" in c.detail for c in report.checks if c.subject.endswith("pyproject.toml"))
+
+
+def test_extras_are_grouped_by_marker_structure() -> None:
+    requires = [
+        Requirement("a; extra == 'vllm'"),
+        Requirement("b; (python_version >= '3.10') and extra == 'vllm'"),  # hatchling's form
+        Requirement("c; 'vllm' == extra"),
+        Requirement("d; python_version < '3.13'"),
+        Requirement("e; extra == 'vllm' or extra == 'sglang'"),  # not attributable to one extra
+    ]
+    grouped, unclear = group_by_extra(requires)
+    assert {k: [(r.name, m) for r, m in v] for k, v in grouped.items()} == {
+        None: [("d", 'python_version < "3.13"')],
+        "vllm": [("a", ""), ("b", 'python_version >= "3.10"'), ("c", "")],
+    }
+    assert [r.name for r in unclear] == ["e"]
