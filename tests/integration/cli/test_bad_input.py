@@ -2,9 +2,8 @@
 
 The table runs the real command line (``python -m buildmatrix``) in a child
 process, so the exit code and stderr are exactly what a person sees. Below it:
-interrupts (start-up and mid-build), the umask of generated files, failed
-builds' log tails, short echoes, tables at 80 columns and dry runs that run
-as printed.
+interrupts (start-up and mid-build), failed builds' log tails and dry runs that
+run as printed.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MATRIX_PATH, REPO_ROOT, Result
+from tests.conftest import MATRIX_PATH, REPO_ROOT
 
 
 @dataclass(frozen=True)
@@ -274,53 +273,6 @@ def test_ctrl_c_during_start_up_is_no_traceback() -> None:
     assert 130 in seen, seen  # the sweep reached buildmatrix's own start-up at least once
 
 
-# -- output a person reads -------------------------------------------------------------------
-
-
-def test_generated_files_honour_the_umask(cli: Callable[..., Result], tmp_path: Path) -> None:
-    from buildmatrix._files import write_text_atomic
-
-    for mask, mode in ((0o022, 0o644), (0o027, 0o640), (0o077, 0o600)):
-        previous = os.umask(mask)
-        try:
-            page = tmp_path / f"page-{mask:o}.md"
-            assert cli("docs", "--matrix", MATRIX_PATH, "--out", page).code == 0
-            write_text_atomic(tmp_path / f"manifest-{mask:o}.json", "{}\n")
-        finally:
-            os.umask(previous)
-        assert page.stat().st_mode & 0o777 == mode
-        assert (tmp_path / f"manifest-{mask:o}.json").stat().st_mode & 0o777 == mode
-
-
-def test_wide_tables_fold_into_records_not_mid_word() -> None:
-    from rich.console import Console
-
-    from buildmatrix import ui
-
-    wheel = "ai_dynamo_runtime-0.8.0.dev0-cp310-abi3-manylinux_2_28_x86_64.whl"
-    target = "wheel:ai-dynamo-runtime:main:cp310-abi3:x86_64"
-    table = ui.table("wheels", ["target", "status", "wheel"], [[target, "built", wheel]])
-    narrow = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: PTH123, SIM115
-    narrow.print(table)
-    text = narrow.export_text()
-    assert wheel in text
-    assert target in text
-    wide = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: PTH123, SIM115
-    wide.print(table)
-    assert "┃ target" in wide.export_text()  # a real table where it fits
-
-
-def test_echoes_are_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from buildmatrix._call import echo_alias, short_command
-
-    monkeypatch.chdir(tmp_path)
-    work = tmp_path / "wheelhouse" / ".tmp-wheels-123-abcdef01"
-    with echo_alias(work, "$WORK"):
-        shown = short_command(["uv", "build", "--out-dir", str(work / "pkg" / "dist"), str(tmp_path / "src")])
-    assert shown == "uv build --out-dir $WORK/pkg/dist src"
-    assert short_command([str(work)]) == "wheelhouse/.tmp-wheels-123-abcdef01"  # alias gone after use
-
-
 def test_images_dry_run_without_any_engine_names_none(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"  # a PATH with git and nothing that builds images
     bin_dir.mkdir()
@@ -335,9 +287,6 @@ def test_images_dry_run_without_any_engine_names_none(tmp_path: Path) -> None:
     assert "engine buildx" not in title
     data = run_cli(["images", "vllm", "--matrix", str(MATRIX_PATH), "--dry-run", "--format", "json"], env=env)
     assert json.loads(data.stdout)["engine_usable"] is False
-
-
-# -- real builds -------------------------------------------------------------------------------
 
 
 def _broken_runtime(tmp_path: Path) -> Path:
