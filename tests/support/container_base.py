@@ -21,7 +21,7 @@ whose Ubuntu 24.04 restricts the user namespaces rootless buildah needs) the
 privileged commands run through ``sudo --non-interactive``, explicitly
 (``privileged``), and what they make is handed back to the user: the tarball is
 written by the user from ``sudo tar``'s output, the root-owned scratch tree is
-removed with ``sudo rm``. pr.yml takes this path; tests/test_ci_sudo.py proves it
+removed with ``sudo rm``. pr.yml takes this path; tests/integration/ci/test_sudo.py proves it
 as an unprivileged user with passwordless sudo.
 
 ``.ci/run`` and pr.yml can warm the cache before the tests (``debootstrap`` and

@@ -21,7 +21,7 @@ def run_verify(matrix: Matrix, **options: Any) -> Report:
 
 
 def image_checks(report: Report) -> list[Any]:
-    # The committed `installs` results are checked too (tests/test_installs.py covers them).
+    # The committed `installs` results are checked too (tests/unit/installs/test_results.py covers them).
     return [c for c in report.checks if not c.subject.endswith(("pyproject.toml", "installs.json"))]
 
 

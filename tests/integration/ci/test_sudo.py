@@ -2,7 +2,7 @@
 
 A hosted runner's user is not root but has passwordless ``sudo`` (and Ubuntu
 24.04 restricts the user namespaces rootless buildah needs), so pr.yml's tests
-job debootstraps the base through ``sudo`` (tests/container_base.py) and runs
+job debootstraps the base through ``sudo`` (tests/support/container_base.py) and runs
 the container tests as root through ``sudo``. Here a throwaway unprivileged user
 with passwordless sudo runs those very steps, taken from pr.yml. Creating the
 user needs root, as ``.ci/run`` has; the user and its sudoers entry are removed

@@ -2,7 +2,7 @@
 
 Debian's ``docker-registry`` (the CNCF distribution registry) runs on a free
 127.0.0.1 port with its storage in a temporary folder. ``buildmatrix images``
-builds the vLLM image with buildah (as tests/test_images.py does) and pushes
+builds the vLLM image with buildah (as tests/integration/images/test_buildah_build.py does) and pushes
 it; a second platform joins it; ``--merge`` makes the manifest list by digest;
 ``verify --image docker://...`` reads it back from the registry. Then one layer
 blob is corrupted inside the registry's own storage (a registry refuses an

@@ -2,7 +2,7 @@
 
 A Debian 12 (bookworm) root filesystem with nothing but its system Python is
 debootstrapped (cached like the other container tests' base, see
-tests/container_base.py), imported into a private buildah storage, and given a
+tests/support/container_base.py), imported into a private buildah storage, and given a
 copy of this repository's files. Inside it the README's prerequisite line and
 its main set-up command run exactly as the README prints them: the commands are
 read from README.md, so a README that stops working fails this test.

@@ -5,7 +5,7 @@ distribution API the way hosted registries do: bearer tokens from a token
 realm that takes the auth file's Basic credentials, blobs redirected to a
 storage host (which must never see the credentials). The real registry
 (Debian's docker-registry) is exercised by the container tests in
-tests/test_registry_push.py.
+tests/integration/images/test_registry_push.py.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def test_every_platform_through_a_bearer_token(
     assert set(served.seen_on_storage) == {None}
     # Only one platform, by the CLI; nothing it prints holds the password or the token.
     result = cli("verify", "--image", reference, "--platform", "linux/amd64", "--format", "json")
-    # The release's committed `installs` results contradict its glibc claim (tests/test_installs.py):
+    # The release's committed `installs` results contradict its glibc claim (unit/installs/test_results.py):
     # that check fails by design; every other check, the image's among them, holds.
     failed_subjects = {c["subject"] for c in json.loads(result.out)["checks"] if not c["ok"]}
     assert all(s.endswith("installs.json") for s in failed_subjects), result.err

@@ -32,7 +32,7 @@ def test_pyproject_in_sync_and_drifted(tmp_path: Path) -> None:
 
 
 def test_pyproject_with_extras_generated_at_build_time(tmp_path: Path) -> None:
-    """Extras written at build time are checked by building (tests/test_release_gate.py):
+    """Extras written at build time are checked by building (tests/integration/verify/test_release_gate.py):
     a package whose build ignores the generated extras fails, never "ok"."""
     path = _repo_with_meta_pyproject(tmp_path, {}, "0.0.0")
     pyproject = tmp_path / "examples" / "ai-dynamo" / "pyproject.toml"
