@@ -2,13 +2,17 @@
 
 Golden files live in tests/golden/; run the tests with BUILDMATRIX_REGENERATE=1
 to rewrite them on purpose, then review the diff.
+
+tests/unit mirrors the package and holds only fast tests; whatever needs a container,
+the network or real builds (markers container, network, slow) lives in tests/integration,
+and a collection that finds such a test under tests/unit fails. Helpers: tests/support.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from buildmatrix.model import Matrix
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MATRIX_PATH = REPO_ROOT / "matrix.toml"
 GOLDEN = Path(__file__).resolve().parent / "golden"
+UNIT = Path(__file__).resolve().parent / "unit"
+INTEGRATION_ONLY = ("container", "network", "slow")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -30,6 +36,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def misplaced_in_unit(items: Iterable[pytest.Item]) -> list[str]:
+    """The tests under tests/unit that carry a marker of tests/integration, with the marker."""
+    return [
+        f"{item.nodeid} ({marker})"
+        for item in items
+        if item.path.is_relative_to(UNIT)
+        for marker in INTEGRATION_ONLY
+        if item.get_closest_marker(marker)
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/unit stays fast: a container, network or slow test there fails the collection."""
+    misplaced = misplaced_in_unit(items)
+    if misplaced:
+        raise pytest.UsageError(
+            "tests/unit is for fast tests; move to tests/integration: " + ", ".join(misplaced)
+        )
 
 
 @dataclass
@@ -79,3 +106,8 @@ def golden() -> Callable[[str, str], None]:
         )
 
     return check
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Matrix:
+    return load_matrix(REPO_ROOT / "matrix.toml")
