@@ -44,12 +44,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Static checks: ruff (lint and format), mypy --strict, the workflows (schema, zizmor)."""
+    """Static checks: ruff (lint and format), mypy --strict, the structure limits, the workflows."""
     _install(session, "test")
     session.install("ruff", "mypy")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("mypy", "--strict", "src/buildmatrix")
+    # No function over 50 lines and no class over 300 (issue 16): a gate, not just a figure.
+    session.run("python", "benchmarks/structure_metrics.py")
     # The workflows: GitHub's schema, then zizmor's security audits (both offline).
     session.install("-c", ".github/constraints.txt", "check-jsonschema", "zizmor")
     workflows = sorted(str(path) for path in Path(".github/workflows").glob("*.yml"))

@@ -60,6 +60,9 @@ def measure(root: Path, function_limit: int, class_limit: int) -> int:
                 if length > function_limit:
                     long_functions.append((length, f"{module}.{name}"))
     print(f"{root}: {len(modules)} modules, {functions} functions")
+    if not functions:
+        print("nothing measured: no function in any module (a wrong --root?)")
+        return 1
     print(f"functions over {function_limit} lines: {len(long_functions)}")
     for length, name in sorted(long_functions, reverse=True):
         print(f"  {length:5d}  {name}")
