@@ -3,6 +3,13 @@
 Each reader checks its own table (with the ``Section`` validators) and the
 names it refers to; checks across tables run on the built ``Matrix``
 (``buildmatrix.matrixfile.checks``).
+
+Adding a field: a plain one (``str``, ``bool``, ``int``, ``datetime.date``,
+``Version``, a ``StrEnum``, or one of these ``| None``; required unless it has a
+default) is declared once, on the model dataclass, where a reader builds its record
+with ``Section.record``. A field that needs a check of its own (a name, a
+distribution, a choice among another table's names, a path, a ref, a
+requirement template) is read here too and named in the ``record`` call.
 """
 
 from __future__ import annotations
@@ -149,11 +156,11 @@ def read_framework(name: str, s: Section, dependencies: Sequence[str]) -> Framew
     distribution = s.choice("distribution", s.get("distribution", str), dependencies, "dependency")
     requires = _requirement_templates(s, "requires", dependencies)
     image_requires = _requirement_templates(s, "image_requires", dependencies, default=())
-    framework = Framework(
+    framework = s.record(
+        Framework,
+        readers={"extra": lambda: s.name("extra", s.get("extra", str), "extra")},
         name=name,
-        display=s.get("display", str),
         distribution=NormalizedName(distribution),
-        extra=s.name("extra", s.get("extra", str), "extra"),
         requires=requires,
         image_requires=image_requires,
     )
