@@ -200,22 +200,23 @@ class Section:
         return cls(**values)
 
     def _plain(self, key: str, hint: object, default: object) -> object:
-        if key not in self.data and default is not dataclasses.MISSING:
-            self._used.add(key)
-            return default
         kind = _optional_of(hint)
-        if kind is not None:
-            if key not in self.data:
-                self._used.add(key)
-                return None
-            hint = kind
-        if hint is Version:
-            return self.version(key)
-        if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
-            return self.enum(key, hint, [member.value for member in hint])
-        if hint in (str, bool, int, datetime.date):
-            return self.get(key, typing.cast(type, hint))
-        raise TypeError(f"{key!r}: a {hint!r} field is not plain; read it in the table's reader")
+        read = self._plain_reader(key, hint if kind is None else kind)
+        if key not in self.data and (default is not dataclasses.MISSING or kind is not None):
+            self._used.add(key)
+            return None if default is dataclasses.MISSING else default
+        return read()
+
+    def _plain_reader(self, key: str, kind: object) -> Callable[[], object]:
+        if kind is Version:
+            return lambda: self.version(key)
+        if isinstance(kind, type) and issubclass(kind, enum.StrEnum):
+            members: type[enum.StrEnum] = kind
+            return lambda: self.enum(key, members, [member.value for member in members])
+        if kind in (str, bool, int, datetime.date):
+            return lambda: self.get(key, typing.cast(type, kind))
+        # A programming error, raised whether or not the key is in the file.
+        raise TypeError(f"field {key!r} ({kind!r}) is not plain: read it in the table's reader")
 
     # -- value validators ------------------------------------------------------------
 
