@@ -189,6 +189,9 @@ class Section:
         readers = readers or {}
         defaults = defaults or {}
         values = dict(given)
+        misnamed = (set(readers) | set(defaults)) - {field.name for field in dataclasses.fields(cls)}
+        if misnamed:  # a programming error: the field would silently be read as plain
+            raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(misnamed))}")
         for field in dataclasses.fields(cls):
             if not field.init or field.name in given:
                 continue

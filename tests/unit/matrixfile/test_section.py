@@ -156,3 +156,5 @@ def test_a_field_that_is_not_plain_must_be_read_by_the_reader() -> None:
     with pytest.raises(TypeError, match=r"field 'tags' .* is not plain: read it in the table's reader"):
         section.record(Tagged)
     assert section.record(Tagged, tags=("a",)) == Tagged(tags=("a",))
+    with pytest.raises(TypeError, match="Tagged has no field tag"):
+        section.record(Tagged, tags=(), readers={"tag": lambda: "a"})
