@@ -3,6 +3,12 @@
 Every version here is a ``packaging.version.Version`` and every distribution
 name is canonical (``packaging.utils.canonicalize_name``), so the rest of the
 toolkit never parses or compares a version string itself.
+
+A plain field added to a table's dataclass here (``str``, ``bool``, ``int``,
+``datetime.date``, ``Version``, a ``StrEnum``, or one of these ``| None``) is read
+from matrix.toml by its type, required unless it has a default, with no change
+to the reader (``Section.record``); a field that needs its own check is also
+read by the table's reader in ``buildmatrix.matrixfile``.
 """
 
 from __future__ import annotations

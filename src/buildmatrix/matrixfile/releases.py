@@ -1,4 +1,11 @@
-"""The ``[[release]]`` tables: names, pins, and each release's CUDA table (stated or inherited)."""
+"""The ``[[release]]`` tables: names, pins, and each release's CUDA table (stated or inherited).
+
+A plain field of ``Release`` (a string, version, date, enum, ...) needs no code here:
+``Section.record`` reads it by its type. Read here, and named in the ``record`` call,
+are only the fields with a check of their own: ``name`` (characters, duplicates),
+``status`` and ``planned`` (read first, in that order: a planned date needs an
+unreleased status), ``pins`` and ``cuda`` (tables checked against other tables).
+"""
 
 from __future__ import annotations
 
@@ -65,14 +72,16 @@ def _drafts(sections: Sequence[Section], dependencies: Sequence[str]) -> list[_D
         if planned is not None and status is not ReleaseStatus.UNRELEASED:
             raise s.error("planned", "only an unreleased release has a planned date")
         pins = _pins(s.table("pins"), dependencies)
-        release = Release(
+        # The plain fields (``display``, ``version``, any new one) are read from the model.
+        release = s.record(
+            Release,
+            defaults={"display": name},
             name=name,
-            display=s.get("display", str, name),
-            version=s.version("version"),
             status=status,
             planned=planned,
             pins=pins,
             cuda={},  # read once every release is known (``inherit`` may name a later one)
+            cuda_inherited_from=None,
         )
         drafts.append(_Draft(section=s, cuda=s.table("cuda"), release=release))
     return drafts

@@ -1,14 +1,28 @@
 """One table of matrix.toml being read: typed access by key, the value validators,
-and unknown keys as errors. Only a ``Section`` marks its keys as used."""
+and unknown keys as errors. Only a ``Section`` marks its keys as used.
+
+``Section.record`` builds a model record from its dataclass: a *plain* field
+(``str``, ``bool``, ``int``, ``datetime.date``, ``Version``, a ``StrEnum``, or
+one of these ``| None``) is read by its type under its own name, required unless
+the field has a default. So a new plain field is declared once, in
+``buildmatrix.model``. A field that needs its own check (names, distributions,
+pins, paths, refs, choices among other tables' names) is read by the table's
+reader and named in its ``record`` call: that one is declared in both places.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import enum
+import functools
 import string
-from collections.abc import Callable, Iterator, Sequence
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
@@ -17,6 +31,9 @@ from packaging.version import InvalidVersion, Version
 from buildmatrix.errors import MatrixError, Origin, did_you_mean
 from buildmatrix.matrixfile.lines import KeyPath, LineIndex, dotted
 from buildmatrix.model import Status
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["Document", "Section", "image_ref_problem", "url_problem"]
 
@@ -29,6 +46,7 @@ _URL_UNSAFE = frozenset(" \t\r\n\"'`$;&|<>(){}\\")
 _HEX = frozenset(string.hexdigits.lower())
 
 T = TypeVar("T")
+R = TypeVar("R", bound="DataclassInstance")
 
 _TYPE_NAMES: dict[type, str] = {
     str: "a string",
@@ -155,6 +173,54 @@ class Section:
                     f"unknown key {key!r}{did_you_mean(key, known)}; known keys: {', '.join(known)}",
                 )
 
+    # -- records -------------------------------------------------------------------
+
+    def record(
+        self,
+        cls: type[R],
+        *,
+        defaults: Mapping[str, object] | None = None,
+        readers: Mapping[str, Callable[[], object]] | None = None,
+        **given: object,
+    ) -> R:
+        """``cls`` built from this table: ``given`` values as they are (read by the caller
+        before), and every other field in field order, by its ``readers`` entry if it has
+        one, else as a plain field by its type, with ``defaults`` before the field's own."""
+        readers = readers or {}
+        defaults = defaults or {}
+        values = dict(given)
+        misnamed = (set(readers) | set(defaults)) - {field.name for field in dataclasses.fields(cls)}
+        if misnamed:  # a programming error: the field would silently be read as plain
+            raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(misnamed))}")
+        for field in dataclasses.fields(cls):
+            if not field.init or field.name in given:
+                continue
+            if field.name in readers:
+                values[field.name] = readers[field.name]()
+                continue
+            default = defaults.get(field.name, field.default)
+            values[field.name] = self._plain(field.name, _plain_hints(cls)[field.name], default)
+        return cls(**values)
+
+    def _plain(self, key: str, hint: object, default: object) -> object:
+        kind = _optional_of(hint)
+        read = self._plain_reader(key, hint if kind is None else kind)
+        if key not in self.data and (default is not dataclasses.MISSING or kind is not None):
+            self._used.add(key)
+            return None if default is dataclasses.MISSING else default
+        return read()
+
+    def _plain_reader(self, key: str, kind: object) -> Callable[[], object]:
+        if kind is Version:
+            return lambda: self.version(key)
+        if isinstance(kind, type) and issubclass(kind, enum.StrEnum):
+            members: type[enum.StrEnum] = kind
+            return lambda: self.enum(key, members, [member.value for member in members])
+        if kind in (str, bool, int, datetime.date):
+            return lambda: self.get(key, typing.cast(type, kind))
+        # A programming error, raised whether or not the key is in the file.
+        raise TypeError(f"field {key!r} ({kind!r}) is not plain: read it in the table's reader")
+
     # -- value validators ------------------------------------------------------------
 
     def version(self, key: str, value: str | None = None) -> Version:
@@ -257,6 +323,21 @@ class Section:
             if value in seen:
                 raise self.document.error((*self.path, key, index), f"duplicate {key} {str(value)!r}")
             seen.add(value)
+
+
+@functools.cache
+def _plain_hints(cls: type) -> dict[str, object]:
+    return typing.get_type_hints(cls)
+
+
+def _optional_of(hint: object) -> object | None:
+    """``X`` for a hint ``X | None``, else None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union) and type(None) in args:
+        rest: list[object] = [arg for arg in args if arg is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return None
 
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("https",)) -> str:

@@ -3,10 +3,18 @@
 Each reader checks its own table (with the ``Section`` validators) and the
 names it refers to; checks across tables run on the built ``Matrix``
 (``buildmatrix.matrixfile.checks``).
+
+Adding a field: a plain one (``str``, ``bool``, ``int``, ``datetime.date``,
+``Version``, a ``StrEnum``, or one of these ``| None``; required unless it has a
+default) is declared once, on the model dataclass, where a reader builds its record
+with ``Section.record``. A field that needs a check of its own (a name, a
+distribution, a choice among another table's names, a path, a ref, a
+requirement template) is read here too and named in the ``record`` call.
 """
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping, Sequence
 
@@ -77,7 +85,7 @@ def read_arch(s: Section) -> Arch:
     os_name, _, cpu = platform.partition("/")
     if os_name != "linux" or not cpu or not set(cpu) <= NAME_CHARS:
         raise s.error("platform", f"{platform!r} is not an OCI platform such as linux/amd64")
-    arch = Arch(name=name, platform=platform, display=s.get("display", str, name), status=s.status())
+    arch = s.record(Arch, defaults={"display": name}, name=name, platform=platform)
     s.finish()
     return arch
 
@@ -88,33 +96,31 @@ def read_gpu(s: Section) -> GpuArch:
         version = s.version("sm", sm)
         if len(version.release) != 2:
             raise s.error("sm", f"{sm!r} is not a compute capability such as 9.0")
-    gpu = GpuArch(name=s.get("name", str), display=s.get("display", str), sm=tuple(sms), status=s.status())
+    gpu = s.record(GpuArch, sm=tuple(sms))
     s.finish()
     return gpu
 
 
 def read_operating_system(s: Section, archs: Sequence[str]) -> OperatingSystem:
-    system = OperatingSystem(
-        id=s.name("id", s.get("id", str), "os id"),
-        name=s.get("name", str),
-        version=s.get("version", str),
-        arch=s.choice("arch", s.get("arch", str), archs, "arch"),
-        status=s.status(),
-        glibc=s.optional_glibc(),
+    system = s.record(
+        OperatingSystem,
+        readers={
+            "id": lambda: s.name("id", s.get("id", str), "os id"),
+            "arch": lambda: s.choice("arch", s.get("arch", str), archs, "arch"),
+            "glibc": s.optional_glibc,
+        },
     )
     s.finish()
     return system
 
 
 def read_cloud(s: Section, archs: Sequence[str]) -> CloudPlatform:
-    cloud = CloudPlatform(
-        provider=s.get("provider", str),
-        os=s.get("os", str),
-        version=s.get("version", str),
-        arch=s.choice("arch", s.get("arch", str), archs, "arch"),
-        status=s.status(),
-        footnote=s.get("footnote", str, ""),
-        glibc=s.optional_glibc(),
+    cloud = s.record(
+        CloudPlatform,
+        readers={
+            "arch": lambda: s.choice("arch", s.get("arch", str), archs, "arch"),
+            "glibc": s.optional_glibc,
+        },
     )
     s.finish()
     return cloud
@@ -123,13 +129,12 @@ def read_cloud(s: Section, archs: Sequence[str]) -> CloudPlatform:
 def read_runtime(s: Section) -> RuntimePackage:
     raw_name = s.get("name", str)
     cuda = s.optional("cuda", str)
-    package = RuntimePackage(
+    package = s.record(
+        RuntimePackage,
+        defaults={"display": raw_name},
+        # ``cuda``'s type is checked early (above), its version where it is today.
+        readers={"cuda": lambda: None if cuda is None else s.version("cuda")},
         name=s.distribution("name", raw_name),
-        display=s.get("display", str, raw_name),
-        version=s.version("version"),
-        glibc=s.version("glibc"),
-        cuda=None if cuda is None else s.version("cuda"),
-        remark=s.get("remark", str, ""),
     )
     s.finish()
     return package
@@ -139,7 +144,7 @@ def read_dependency(name: str, s: Section) -> Dependency:
     canonical = s.distribution(None, name)
     if canonical != name:
         raise s.error(None, f"write the distribution name canonically: {canonical!r}, not {name!r}")
-    dependency = Dependency(name=canonical, display=s.get("display", str))
+    dependency = s.record(Dependency, name=canonical)
     s.finish()
     return dependency
 
@@ -149,11 +154,11 @@ def read_framework(name: str, s: Section, dependencies: Sequence[str]) -> Framew
     distribution = s.choice("distribution", s.get("distribution", str), dependencies, "dependency")
     requires = _requirement_templates(s, "requires", dependencies)
     image_requires = _requirement_templates(s, "image_requires", dependencies, default=())
-    framework = Framework(
+    framework = s.record(
+        Framework,
+        readers={"extra": lambda: s.name("extra", s.get("extra", str), "extra")},
         name=name,
-        display=s.get("display", str),
         distribution=NormalizedName(distribution),
-        extra=s.name("extra", s.get("extra", str), "extra"),
         requires=requires,
         image_requires=image_requires,
     )
@@ -298,10 +303,12 @@ def _rule_attributes(
 
 
 def read_note(s: Section) -> Note:
-    note = Note(
-        section=s.name("section", s.get("section", str), "section"),
-        admonition=s.choice("admonition", s.get("admonition", str), ADMONITIONS, "admonition"),
-        text=s.get("text", str),
+    note = s.record(
+        Note,
+        readers={
+            "section": lambda: s.name("section", s.get("section", str), "section"),
+            "admonition": lambda: s.choice("admonition", s.get("admonition", str), ADMONITIONS, "admonition"),
+        },
     )
     s.finish()
     return note
@@ -310,15 +317,9 @@ def read_note(s: Section) -> Note:
 def read_build_support(s: Section) -> BuildSupport:
     items = []
     for item in s.tables("items"):
-        items.append(
-            BuildSupportItem(
-                name=item.get("name", str), url=item.url("url"), remark=item.get("remark", str, "")
-            )
-        )
+        items.append(item.record(BuildSupportItem, readers={"url": functools.partial(item.url, "url")}))
         item.finish()
-    support = BuildSupport(
-        title=s.get("title", str), description=s.get("description", str, ""), items=tuple(items)
-    )
+    support = s.record(BuildSupport, defaults={"description": ""}, items=tuple(items))
     s.finish()
     return support
 
